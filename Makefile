@@ -1,0 +1,45 @@
+# Two commands work on a fresh machine: `make demo` and `make test`. Both create .venv and install
+# the package with the versions pinned in constraints.txt (the ones CI and the developers test with).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck unit bench constraints clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) examples/migration_demo.py
+
+lint: install
+	$(PY) -m ruff check otel_migration tests examples benchmarks
+	$(PY) -m ruff format --check otel_migration
+
+typecheck: install
+	$(PY) -m mypy
+
+unit: install
+	$(PY) -m pytest
+
+test: lint typecheck unit
+
+bench: install
+	$(PY) benchmarks/call_overhead.py
+
+# Refresh the pins after changing dependencies: installs the newest allowed versions and records them.
+constraints:
+	rm -rf .venv-pins && $(PYTHON) -m venv .venv-pins
+	.venv-pins/bin/pip install --quiet -e '.[dev]'
+	.venv-pins/bin/pip freeze --exclude-editable | grep -v '^otel-migration' > constraints.txt
+	rm -rf .venv-pins
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Build the real OpenTelemetry Collector (custom ocb build, otelcol-migration)
+# and the real Jaeger v2 binary (jaeger) from source with ordinary Go commands.
+#
+# Output:  ${OTEL_MIGRATION_CACHE:-$HOME/.cache/otel-migration}/bin/{otelcol-migration,jaeger}
+# Stdout:  two lines, OTELCOL_BIN=<path> and JAEGER_BIN=<path>  (progress goes to stderr),
+#          so a caller can do:  eval "$(bash collector_config/build.sh)"
+#
+# Each binary is rebuilt only when its stamp file (a hash of its pins and the
+# go version) changed or the binary is missing. FORCE=1 rebuilds both.
+#
+# Needs only Go >= 1.26 and the Go module proxy. First build takes a long
+# while on 2 cores (roughly 10-20 min each); later runs return at once.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BUILDER_CONFIG="${SCRIPT_DIR}/builder-config.yaml"
+
+CACHE="${OTEL_MIGRATION_CACHE:-$HOME/.cache/otel-migration}"
+BIN_DIR="${CACHE}/bin"
+TOOLS_DIR="${CACHE}/tools"
+WORK_DIR="${CACHE}/build"
+
+# ---- pins -------------------------------------------------------------------
+# OpenTelemetry Collector Builder; must match the component versions in
+# builder-config.yaml.
+OCB_MODULE="go.opentelemetry.io/collector/cmd/builder"
+OCB_VERSION="v0.161.0"
+# Jaeger: the v2 binary lives in the v1 module github.com/jaegertracing/jaeger
+# (the v2.x tags do not match the module path). Module version v1.76.0 is the
+# same commit as the Jaeger v2.13.0 release (CHANGELOG: "v1.76.0 / v2.13.0").
+# Its go.mod has a replace directive, so `go install mod@ver` refuses it; we
+# download the module source and `go build` inside a copy instead.
+JAEGER_MODULE="github.com/jaegertracing/jaeger"
+JAEGER_VERSION="v1.76.0"
+JAEGER_RELEASE="v2.13.0"
+MIN_GO="1.26.0" # collector v0.161.0 modules declare `go 1.26.0`
+
+log() { printf '[build.sh] %s\n' "$*" >&2; }
+die() { printf '[build.sh] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---- go toolchain -----------------------------------------------------------
+if ! command -v go >/dev/null 2>&1; then
+  if [[ -x /usr/local/go/bin/go ]]; then
+    export PATH="/usr/local/go/bin:${PATH}"
+  else
+    die "go not found in PATH (need Go >= ${MIN_GO})"
+  fi
+fi
+# Use the installed Go; never try to download a toolchain (only the module
+# proxy is reachable). A caller may still override GOTOOLCHAIN explicitly.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+# Ignore any GOFLAGS from the caller's environment (e.g. -mod=vendor) and
+# keep builds independent of the VCS state of the build directories.
+export GOFLAGS="-buildvcs=false"
+export CGO_ENABLED=0
+
+GO_VERSION="$(go env GOVERSION)" # e.g. go1.26.8
+version_ge() { # version_ge A B  -> A >= B (dotted numeric)
+  [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
+}
+if [[ "${GOTOOLCHAIN}" == local ]] && ! version_ge "${GO_VERSION#go}" "${MIN_GO}"; then
+  die "${GO_VERSION} is too old: the pinned modules need Go >= ${MIN_GO}"
+fi
+
+mkdir -p "${BIN_DIR}" "${TOOLS_DIR}" "${WORK_DIR}"
+
+# One build at a time per cache directory.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${CACHE}/.build.lock"
+  flock 9
+fi
+
+sha256() { sha256sum | cut -d' ' -f1; }
+
+OTELCOL_BIN="${BIN_DIR}/otelcol-migration"
+JAEGER_BIN="${BIN_DIR}/jaeger"
+OTELCOL_STAMP_FILE="${CACHE}/otelcol-migration.stamp"
+JAEGER_STAMP_FILE="${CACHE}/jaeger.stamp"
+
+OTELCOL_STAMP="$(
+  {
+    echo "ocb=${OCB_MODULE}@${OCB_VERSION}"
+    echo "go=${GO_VERSION}"
+    cat "${BUILDER_CONFIG}"
+  } | sha256
+)"
+JAEGER_STAMP="$(
+  printf 'jaeger=%s@%s\ngo=%s\n' "${JAEGER_MODULE}" "${JAEGER_VERSION}" "${GO_VERSION}" | sha256
+)"
+
+up_to_date() { # up_to_date BIN STAMP_FILE STAMP
+  [[ "${FORCE:-0}" != 1 && -x "$1" && -f "$2" && "$(cat "$2")" == "$3" ]]
+}
+
+# ---- OpenTelemetry Collector ------------------------------------------------
+build_otelcol() {
+  local start=$SECONDS
+  log "installing ${OCB_MODULE}@${OCB_VERSION} into ${TOOLS_DIR}"
+  GOBIN="${TOOLS_DIR}" go install "${OCB_MODULE}@${OCB_VERSION}"
+
+  # ocb has no --output-path flag: write a copy of the manifest whose
+  # dist.output_path points into the cache.
+  local out="${WORK_DIR}/otelcol-migration"
+  local cfg="${WORK_DIR}/builder-config.yaml"
+  rm -rf "${out}"
+  sed -E "s#^([[:space:]]*output_path:).*#\1 ${out}#" "${BUILDER_CONFIG}" >"${cfg}"
+  grep -q "output_path: ${out}\$" "${cfg}" || die "could not set output_path in ${cfg}"
+
+  log "building otelcol-migration with ocb (sources in ${out})"
+  "${TOOLS_DIR}/builder" --config "${cfg}"
+
+  install -m 0755 "${out}/otelcol-migration" "${OTELCOL_BIN}.tmp"
+  mv -f "${OTELCOL_BIN}.tmp" "${OTELCOL_BIN}"
+  echo "${OTELCOL_STAMP}" >"${OTELCOL_STAMP_FILE}"
+  log "otelcol-migration built in $((SECONDS - start))s"
+}
+
+# ---- Jaeger v2 --------------------------------------------------------------
+build_jaeger() {
+  local start=$SECONDS
+  log "downloading ${JAEGER_MODULE}@${JAEGER_VERSION} (Jaeger ${JAEGER_RELEASE})"
+  local json dir
+  json="$(cd "${WORK_DIR}" && go mod download -json "${JAEGER_MODULE}@${JAEGER_VERSION}")"
+  dir="$(printf '%s\n' "${json}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -n "${dir}" && -f "${dir}/go.mod" ]] || die "go mod download gave no source dir: ${json}"
+
+  # The module cache is read-only and `go build` of a module's own main
+  # package (with its replace directives honoured) needs it as the main
+  # module: build from a private copy.
+  local src="${WORK_DIR}/jaeger-${JAEGER_VERSION}"
+  rm -rf "${src}"
+  cp -R "${dir}" "${src}"
+  chmod -R u+w "${src}"
+
+  # The Jaeger UI assets (cmd/query/app/ui/actual) are not in the module
+  # zip; the binary then serves a placeholder page at / and the HTTP query
+  # API (/api/...) works normally.
+  local pkg="github.com/jaegertracing/jaeger/internal/version"
+  log "building jaeger (cmd/jaeger) in ${src}"
+  (
+    cd "${src}"
+    go build -trimpath \
+      -ldflags "-s -w -X ${pkg}.latestVersion=${JAEGER_RELEASE} -X ${pkg}.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+      -o "${JAEGER_BIN}.tmp" ./cmd/jaeger
+  )
+  mv -f "${JAEGER_BIN}.tmp" "${JAEGER_BIN}"
+  rm -rf "${src}"
+  echo "${JAEGER_STAMP}" >"${JAEGER_STAMP_FILE}"
+  log "jaeger built in $((SECONDS - start))s"
+}
+
+if up_to_date "${OTELCOL_BIN}" "${OTELCOL_STAMP_FILE}" "${OTELCOL_STAMP}"; then
+  log "otelcol-migration is up to date"
+else
+  build_otelcol
+fi
+
+if up_to_date "${JAEGER_BIN}" "${JAEGER_STAMP_FILE}" "${JAEGER_STAMP}"; then
+  log "jaeger is up to date"
+else
+  build_jaeger
+fi
+
+echo "OTELCOL_BIN=${OTELCOL_BIN}"
+echo "JAEGER_BIN=${JAEGER_BIN}"

@@ -1,0 +1,45 @@
+"""otel-migration: measure a software migration (1.0 -> 2.0) and an LLM application on OpenTelemetry.
+
+Versioned code paths become spans and exact metrics labelled with migration, operation, version
+and phase, exported over OTLP to any backend::
+
+    import otel_migration
+
+    otel_migration.configure()
+
+    @otel_migration.versioned("2.0", operation="charge")
+    def charge(order): ...
+
+    with otel_migration.versioned("1.0", operation="charge"):
+        legacy_charge(order)
+"""
+
+from ._config import Settings, TargetSpec, load_settings
+from ._context import Scope, current_scope
+from ._errors import ConfigError
+from ._instrumentor import MigrationInstrumentor
+from ._runtime import Telemetry
+from ._setup import configure, force_flush, shutdown
+from ._versioned import Phase, Versioned, phase, versioned
+from .version import __version__
+
+__all__ = [
+    # set-up
+    "ConfigError",
+    "MigrationInstrumentor",
+    "Settings",
+    "TargetSpec",
+    "Telemetry",
+    "configure",
+    "force_flush",
+    "load_settings",
+    "shutdown",
+    # versioned code paths
+    "Phase",
+    "Scope",
+    "Versioned",
+    "current_scope",
+    "phase",
+    "versioned",
+    "__version__",
+]

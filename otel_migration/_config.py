@@ -1,0 +1,276 @@
+"""Settings: where they come from, in which order they win, and how they are checked.
+
+Precedence, highest first:
+
+1. keyword arguments to :func:`otel_migration.configure`;
+2. ``OTEL_MIGRATION_*`` environment variables;
+3. a TOML file: the path in ``config_file=`` or ``OTEL_MIGRATION_CONFIG``, else ``otel-migration.toml``
+   in the working directory, else the ``[tool.otel-migration]`` table of ``pyproject.toml`` there;
+4. the defaults below.
+
+A setting given at a higher level replaces the lower one whole (tables are not merged). Where the
+telemetry goes is not a setting of ours: the standard ``OTEL_*`` variables decide it, read by the
+OpenTelemetry exporters themselves; we only check the few we act on. Every check raises one
+:class:`ConfigError` naming the field, the value and where it came from, before anything is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from ._errors import ConfigError
+
+__all__ = ["ERROR_CATEGORIES", "Settings", "TargetSpec", "load_settings"]
+
+ExporterChoice = Literal["auto", "otlp", "file", "console", "none"]
+EXPORTER_CHOICES: Final = ("auto", "otlp", "file", "console", "none")
+ERROR_CATEGORIES: Final = ("syntax", "runtime", "timeout", "resource", "network", "unknown")
+OTLP_PROTOCOLS: Final = ("grpc", "http/protobuf")
+
+_TARGET_RE: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_ENV_PREFIX: Final = "OTEL_MIGRATION_"
+_CONFIG_FILE_ENV: Final = "OTEL_MIGRATION_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """A function or method to wrap as a versioned code path, named ``"package.module:Class.method"``."""
+
+    target: str
+    version: str
+    operation: str
+    migration: str
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.target.partition(":")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved configuration; build it with :func:`load_settings`."""
+
+    enabled: bool = True
+    #: Migration name used when a versioned path does not name one.
+    migration: str = "default"
+    #: ``auto`` sends OTLP when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set, else writes ``file_path``.
+    exporter: ExporterChoice = "auto"
+    #: OTLP JSON lines, one export request a line, readable by the collector's otlpjsonfile receiver.
+    file_path: str = "otel-migration-telemetry.jsonl"
+    targets: tuple[TargetSpec, ...] = ()
+    #: Exception class (``"module:Qualname"`` or a bare class name) to error category, checked first.
+    error_categories: Mapping[str, str] = field(default_factory=dict)
+    #: Finished calls waiting for the background aggregator; past this, calls are counted as dropped.
+    max_queue_size: int = 100_000
+    #: Where the configuration file was found, if any (for messages, not a setting).
+    config_file: str | None = None
+
+
+# field name -> (environment variable, parser of a raw value (str from env, TOML value otherwise))
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def _parse_exporter(value: Any) -> str:
+    if value not in EXPORTER_CHOICES:
+        raise ValueError(f"expected one of {', '.join(EXPORTER_CHOICES)}")
+    return str(value)
+
+
+def _parse_positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a positive integer")
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError("expected a positive integer") from None
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _parse_error_categories(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a table of exception class name = category")
+    result: dict[str, str] = {}
+    for name, category in value.items():
+        if category not in ERROR_CATEGORIES:
+            raise ValueError(f"category of {name!r} must be one of {', '.join(ERROR_CATEGORIES)}")
+        result[str(name)] = str(category)
+    return result
+
+
+_SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
+    "enabled": _parse_bool,
+    "migration": _parse_name,
+    "exporter": _parse_exporter,
+    "file_path": _parse_name,
+    "error_categories": _parse_error_categories,
+    "max_queue_size": _parse_positive_int,
+}
+_ENV_NAMES: Final = {
+    "enabled": "OTEL_MIGRATION_ENABLED",
+    "migration": "OTEL_MIGRATION_NAME",
+    "exporter": "OTEL_MIGRATION_EXPORTER",
+    "file_path": "OTEL_MIGRATION_FILE_PATH",
+    "max_queue_size": "OTEL_MIGRATION_MAX_QUEUE_SIZE",
+}
+KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_file"}
+
+
+def _parse_targets(value: Any, *, default_migration: str, source: str) -> tuple[TargetSpec, ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError("targets", value, 'expected a table of "module:attribute" = {version = ...}', source=source)
+    specs = []
+    for target, spec in value.items():
+        where = f"targets[{target!r}]"
+        if not isinstance(target, str) or not _TARGET_RE.match(target):
+            raise ConfigError(
+                where, target, 'expected "package.module:function" or "package.module:Class.method"', source=source
+            )
+        if not isinstance(spec, Mapping):
+            raise ConfigError(where, spec, 'expected a table such as {version = "2.0", operation = "charge"}',
+                              source=source)
+        unknown = set(spec) - {"version", "operation", "migration"}
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}", spec[sorted(unknown)[0]],
+                              "unknown key; expected version, operation, migration", source=source)
+        version = spec.get("version")
+        if not isinstance(version, str) or not version.strip():
+            raise ConfigError(f"{where}.version", version, 'required, a string such as "2.0"', source=source)
+        operation = spec.get("operation", target.rpartition(".")[2].rpartition(":")[2])
+        migration = spec.get("migration", default_migration)
+        for key, item in (("operation", operation), ("migration", migration)):
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(f"{where}.{key}", item, "expected a non-empty string", source=source)
+        specs.append(TargetSpec(target=target, version=version.strip(), operation=operation, migration=migration))
+    return tuple(specs)
+
+
+def _find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[Path, bool] | None:
+    """Return (path, is_pyproject) of the file to read, or None when there is none."""
+    named = explicit if explicit is not None else env.get(_CONFIG_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            source = "config_file=" if explicit is not None else _CONFIG_FILE_ENV
+            raise ConfigError("config_file", str(named), "no such file", source=source)
+        return path, path.name == "pyproject.toml"
+    own = Path("otel-migration.toml")
+    if own.is_file():
+        return own, False
+    pyproject = Path("pyproject.toml")
+    if pyproject.is_file():
+        return pyproject, True
+    return None
+
+
+def _read_file(path: Path, is_pyproject: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config_file", str(path), f"not valid TOML: {exc}", source=str(path)) from None
+    if is_pyproject:
+        table = document.get("tool", {}).get("otel-migration", {})
+        return dict(table) if isinstance(table, dict) else {}
+    return document
+
+
+def _check_otel_env(env: Mapping[str, str]) -> None:
+    """Check the standard variables we act on; the exporters read the rest themselves."""
+    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                 "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"):
+        value = env.get(name)
+        if value is not None and value.strip() not in OTLP_PROTOCOLS:
+            raise ConfigError(name, value, f"expected one of {', '.join(OTLP_PROTOCOLS)}", source="environment")
+    for name in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_METRIC_EXPORT_INTERVAL",
+                 "OTEL_METRIC_EXPORT_TIMEOUT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE",
+                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT"):
+        value = env.get(name)
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if number <= 0:
+            raise ConfigError(name, value, "expected a positive number", source="environment")
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings from keyword overrides, ``OTEL_MIGRATION_*`` variables, a TOML file and defaults."""
+    env = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    _check_otel_env(env)
+
+    found = _find_config_file(config_file, env)
+    file_values: dict[str, Any] = _read_file(*found) if found else {}
+    file_source = str(found[0]) if found else None
+
+    for key in file_values:
+        if key not in KNOWN_FIELDS:
+            raise ConfigError(key, file_values[key], f"unknown setting; known: {', '.join(sorted(KNOWN_FIELDS))}",
+                              source=file_source)
+    for key in overrides:
+        if key not in KNOWN_FIELDS:
+            raise ConfigError(key, overrides[key], f"unknown setting; known: {', '.join(sorted(KNOWN_FIELDS))}",
+                              source="configure()")
+    for name in env:
+        if name.startswith(_ENV_PREFIX) and name != _CONFIG_FILE_ENV and name not in _ENV_NAMES.values():
+            raise ConfigError(name, env[name], f"unknown variable; known: {', '.join(sorted(_ENV_NAMES.values()))}",
+                              source="environment")
+
+    values: dict[str, Any] = {}
+    for name, parse in _SIMPLE_FIELDS.items():
+        env_name = _ENV_NAMES.get(name)
+        if name in overrides:
+            raw, source = overrides[name], "configure()"
+        elif env_name and env_name in env:
+            raw, source = env[env_name], env_name
+        elif name in file_values:
+            raw, source = file_values[name], file_source
+        else:
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(name, raw, str(exc), source=source) from None
+
+    default_migration = values.get("migration", Settings.migration)
+    if "targets" in overrides:
+        values["targets"] = _parse_targets(overrides["targets"], default_migration=default_migration,
+                                           source="configure()")
+    elif "targets" in file_values:
+        values["targets"] = _parse_targets(file_values["targets"], default_migration=default_migration,
+                                           source=file_source or "file")
+    return Settings(**values, config_file=file_source)

@@ -1,0 +1,44 @@
+"""The migration scope in effect: which migration, operation, version and phase a call runs under.
+
+It travels inside the OpenTelemetry ``Context`` rather than in a context variable of its own, so one
+``attach`` makes both the span and the scope current, and whatever already carries OTel context
+across threads, tasks or executors (contrib's threading and asyncio instrumentations, user code
+calling ``context.attach``) carries the scope as well. LLM calls read it to label their spans and
+cost with the version and phase that made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from opentelemetry import context as otel_context
+
+__all__ = ["Scope", "current_scope", "scope_context"]
+
+_SCOPE_KEY = otel_context.create_key("otel_migration.scope")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Immutable: nested scopes are new objects, so a parent's scope is never changed by a child."""
+
+    migration: str
+    operation: str
+    version: str
+    phase: str | None = None
+    #: Pseudonymised id of the user or session the call serves (set by a rollout decision).
+    subject: str | None = None
+
+    def with_phase(self, phase: str) -> Scope:
+        return replace(self, phase=phase)
+
+
+def current_scope(ctx: otel_context.Context | None = None) -> Scope | None:
+    """The scope in effect, or None outside any versioned call."""
+    value = otel_context.get_value(_SCOPE_KEY, ctx)
+    return value if isinstance(value, Scope) else None
+
+
+def scope_context(scope: Scope, ctx: otel_context.Context | None = None) -> otel_context.Context:
+    """A context that carries ``scope`` on top of ``ctx`` (the current one by default)."""
+    return otel_context.set_value(_SCOPE_KEY, scope, ctx)

@@ -1,0 +1,48 @@
+"""Every attribute and metric name this library emits, in one place.
+
+Official OpenTelemetry semantic-convention names are used where one exists (``error.type``,
+``code.function.name``, ``feature_flag.*``, ``gen_ai.*``, ``service.version`` on the resource);
+everything else carries the one prefix ``migration.``. ``docs/telemetry.md`` documents each name;
+a test keeps the two in step, so treat this module as a public contract.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- attributes: official semantic conventions --------------------------------------------------
+ERROR_TYPE: Final = "error.type"
+CODE_FUNCTION_NAME: Final = "code.function.name"
+SERVICE_VERSION: Final = "service.version"
+FEATURE_FLAG_KEY: Final = "feature_flag.key"
+FEATURE_FLAG_RESULT_VARIANT: Final = "feature_flag.result.variant"
+
+# -- attributes: our own ------------------------------------------------------------------------
+MIGRATION_NAME: Final = "migration.name"
+MIGRATION_VERSION: Final = "migration.version"
+MIGRATION_OPERATION: Final = "migration.operation"
+MIGRATION_PHASE: Final = "migration.phase"
+MIGRATION_OUTCOME: Final = "migration.outcome"
+MIGRATION_ERROR_CATEGORY: Final = "migration.error.category"
+
+# Values of ``migration.outcome``: an exception is an error; task cancellation, KeyboardInterrupt
+# and SystemExit are "cancelled" (they say nothing about the quality of the version).
+OUTCOME_OK: Final = "ok"
+OUTCOME_ERROR: Final = "error"
+OUTCOME_CANCELLED: Final = "cancelled"
+
+# -- metrics ------------------------------------------------------------------------------------
+METRIC_REQUESTS: Final = "migration.requests"
+METRIC_ERRORS: Final = "migration.errors"
+METRIC_DURATION: Final = "migration.duration"
+METRIC_PHASE_DURATION: Final = "migration.phase.duration"
+METRIC_TELEMETRY_DROPPED: Final = "migration.telemetry.dropped"
+
+# Bucket advice for durations in seconds: from sub-millisecond code paths up to minute-long LLM
+# pipelines, the range a migrated operation realistically spans.
+DURATION_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+
+INSTRUMENTATION_SCOPE: Final = "otel_migration"

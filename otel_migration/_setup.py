@@ -1,0 +1,108 @@
+"""``configure``, ``force_flush`` and ``shutdown``: the lifecycle of the telemetry in effect.
+
+``configure`` checks everything before it builds anything, builds before it installs, and installs
+before it publishes: a :class:`ConfigError` at any step leaves no provider, wrapper or global
+behind. Called again, it replaces the previous configuration (its targets are unwrapped first).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from . import _runtime
+from ._config import load_settings
+from ._errors import ConfigError
+from ._pipeline import build_providers
+from ._runtime import Telemetry
+from ._targets import TargetInstaller, check_targets
+
+__all__ = ["configure", "force_flush", "shutdown"]
+
+_installers: dict[int, TargetInstaller] = {}
+
+
+def configure(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    **settings: Any,
+) -> Telemetry:
+    """Set up tracing and metrics for versioned code paths and wrap the configured targets.
+
+    Providers passed here win; otherwise the application's global providers are used as they are;
+    only when there are none does this build SDK providers exporting where ``OTEL_*`` says (or to a
+    local OTLP JSON lines file when no endpoint is set) and install them globally. ``settings`` are
+    the fields of :class:`otel_migration.Settings`; they override the environment and the file.
+    """
+    env = os.environ
+    resolved = load_settings(settings, config_file=config_file, environ=env)
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        resolved = type(resolved)(**{**_fields(resolved), "enabled": False})
+    check_targets(resolved.targets)
+
+    try:
+        providers = build_providers(resolved, env, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    except ConfigError:
+        raise
+    except Exception as exc:  # an exporter refusing its OTEL_* settings, e.g. malformed headers
+        raise ConfigError("exporter", resolved.exporter, f"could not be built: {exc}", source="OTEL_*") from exc
+
+    telemetry = Telemetry(resolved, providers)
+    installer = TargetInstaller()
+    try:
+        if resolved.enabled:
+            installer.install(resolved.targets)
+    except BaseException:
+        installer.uninstall()
+        telemetry.shutdown()
+        raise
+
+    previous = _runtime.set_active(telemetry)
+    if previous is not None:
+        _uninstall(previous)
+        previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
+    _installers[id(telemetry)] = installer
+    if providers.owned_tracer_provider is not None and trace_proxy():
+        trace.set_tracer_provider(providers.owned_tracer_provider)
+    if providers.owned_meter_provider is not None and metrics_proxy():
+        metrics.set_meter_provider(providers.owned_meter_provider)
+    return telemetry
+
+
+def trace_proxy() -> bool:
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def metrics_proxy() -> bool:
+    return type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
+
+
+def _fields(settings: Any) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def _uninstall(telemetry: Telemetry) -> None:
+    installer = _installers.pop(id(telemetry), None)
+    if installer is not None:
+        installer.uninstall()
+
+
+def force_flush(timeout_millis: int = 30_000) -> None:
+    """Aggregate every finished call and push what we own to the exporters now."""
+    telemetry = _runtime.active()
+    if telemetry is not None:
+        telemetry.force_flush(timeout_millis)
+
+
+def shutdown() -> None:
+    """Unwrap configured targets, flush, and shut down the providers ``configure`` built."""
+    telemetry = _runtime.set_active(None)
+    if telemetry is not None:
+        _uninstall(telemetry)
+        telemetry.shutdown()

@@ -1,0 +1,331 @@
+"""Wrapper factories: one span and one call record per versioned call or phase.
+
+Every wrapper is a ``(wrapped, instance, args, kwargs)`` closure for ``wrapt.FunctionWrapper``,
+with a twin per kind of callable, because a span must cover the *work*: for a coroutine that is
+the awaited body, for a generator every step up to exhaustion, not the instant the object is
+created. Generators need care: they run in their caller's context, so the span is made current
+around each step and detached before yielding, or it would leak into the caller between steps.
+
+Instrumentation must never hurt the host: every piece of our own work is guarded, failures are
+logged once, and the user's call runs (and its result or exception comes back) unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from . import _runtime
+from . import _semconv as sc
+from ._categories import error_type
+from ._context import Scope, current_scope, scope_context
+from ._recorder import CallRecord
+
+__all__ = ["ActiveCall", "CallSpec", "make_wrapper", "start_call"]
+
+_logger = logging.getLogger(__name__)
+_logged: set[str] = set()
+
+KIND_CALL: Final = "call"
+KIND_PHASE: Final = "phase"
+KIND_UNVERSIONED_PHASE: Final = "phase-unversioned"  # a span only: no version to count it under
+
+
+def log_once(key: str, message: str, *args: object) -> None:
+    """Log an instrumentation failure with its traceback, once per ``key``: never flood the host's logs."""
+    if key not in _logged:
+        _logged.add(key)
+        _logger.exception(message, *args)
+
+
+class CallSpec:
+    """What a wrapper knows before the call: the static half of the span and record."""
+
+    __slots__ = ("_attributes", "code_function", "migration", "operation", "version")
+
+    def __init__(self, *, version: str, operation: str, migration: str | None, code_function: str | None) -> None:
+        self.version = version
+        self.operation = operation
+        self.migration = migration
+        self.code_function = code_function
+        self._attributes: dict[str, dict[str, str]] = {}
+
+    def attributes(self, migration: str) -> dict[str, str]:
+        """Span attributes, built once per migration name and shared by every call."""
+        attrs = self._attributes.get(migration)
+        if attrs is None:
+            attrs = {sc.MIGRATION_NAME: migration, sc.MIGRATION_OPERATION: self.operation,
+                     sc.MIGRATION_VERSION: self.version}
+            if self.code_function:
+                attrs[sc.CODE_FUNCTION_NAME] = self.code_function
+            self._attributes[migration] = attrs
+        return attrs
+
+
+class ActiveCall:
+    """A call in flight: its span, the context that makes it current, and its start time."""
+
+    __slots__ = ("_token", "context", "kind", "scope", "span", "start_ns", "telemetry")
+
+    def __init__(self, telemetry: _runtime.Telemetry, scope: Scope, kind: str, span: Span,
+                 context: otel_context.Context) -> None:
+        self.telemetry = telemetry
+        self.scope = scope
+        self.kind = kind
+        self.span = span
+        self.context = context
+        self._token: object | None = None
+        self.start_ns = time.perf_counter_ns()
+
+    def activate(self) -> None:
+        try:
+            self._token = otel_context.attach(self.context)
+        except Exception:
+            log_once("attach", "otel-migration: could not make the span current")
+
+    def deactivate(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:
+                log_once("detach", "otel-migration: could not restore the context")
+
+    def finish(self, exc: BaseException | None) -> None:
+        """End the span and queue the record; never raises."""
+        try:
+            duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
+            scope, span = self.scope, self.span
+            err_type = category = None
+            if exc is None or isinstance(exc, GeneratorExit):
+                outcome = sc.OUTCOME_OK
+            elif isinstance(exc, Exception):
+                outcome = sc.OUTCOME_ERROR
+                err_type = error_type(exc)
+                category = self.telemetry.classifier.categorize(exc)
+            else:
+                outcome = sc.OUTCOME_CANCELLED
+            if span.is_recording():
+                if outcome == sc.OUTCOME_ERROR and exc is not None:
+                    span.set_attributes({sc.ERROR_TYPE: err_type or "", sc.MIGRATION_ERROR_CATEGORY: category or "",
+                                         sc.MIGRATION_OUTCOME: outcome})
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                elif outcome == sc.OUTCOME_CANCELLED:
+                    span.set_attribute(sc.MIGRATION_OUTCOME, outcome)
+            span.end()
+            if self.kind == KIND_UNVERSIONED_PHASE:
+                return
+            self.telemetry.recorder.submit(CallRecord(
+                self.kind, scope.migration, scope.operation, scope.version, scope.phase, outcome, duration_s,
+                time.time_ns(), err_type, category, scope.subject,
+            ))
+        except Exception:
+            log_once("finish", "otel-migration: failed to finish a call's telemetry")
+
+
+def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | None:
+    """Start a versioned call (``spec``) or a phase of the current one; None when disabled or broken."""
+    try:
+        telemetry = _runtime.active()
+        if telemetry is None or not telemetry.enabled:
+            return None
+        parent_ctx = otel_context.get_current()
+        parent = current_scope(parent_ctx)
+        if spec is not None:
+            migration = spec.migration or telemetry.settings.migration
+            scope = Scope(migration, spec.operation, spec.version, None, parent.subject if parent else None)
+            span = telemetry.tracer.start_span(spec.operation, parent_ctx, SpanKind.INTERNAL,
+                                               spec.attributes(migration))
+            kind = KIND_CALL
+        else:
+            assert phase is not None
+            if parent is None:
+                # A phase outside any versioned call: a span with the phase, no version metrics.
+                span = telemetry.tracer.start_span(phase, parent_ctx, attributes={sc.MIGRATION_PHASE: phase})
+                return ActiveCall(telemetry, Scope("", "", "", phase), KIND_UNVERSIONED_PHASE, span,
+                                  trace.set_span_in_context(span, parent_ctx))
+            scope = parent.with_phase(phase)
+            span = telemetry.tracer.start_span(phase, parent_ctx, SpanKind.INTERNAL, {
+                sc.MIGRATION_NAME: scope.migration, sc.MIGRATION_OPERATION: scope.operation,
+                sc.MIGRATION_VERSION: scope.version, sc.MIGRATION_PHASE: phase,
+            })
+            kind = KIND_PHASE
+        ctx = scope_context(scope, trace.set_span_in_context(span, parent_ctx))
+        return ActiveCall(telemetry, scope, kind, span, ctx)
+    except Exception:
+        log_once("start", "otel-migration: failed to start a call's telemetry; the call runs untraced")
+        return None
+
+
+# -- wrapper factories -----------------------------------------------------------------------------
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = start_call(spec, phase)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        call.activate()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.deactivate()
+            call.finish(exc)
+            raise
+        call.deactivate()
+        call.finish(None)
+        return result
+
+    return wrapper
+
+
+def _coroutine_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                      kwargs: dict[str, Any]) -> Any:
+        call = start_call(spec, phase)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        call.activate()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.deactivate()
+            call.finish(exc)
+            raise
+        call.deactivate()
+        call.finish(None)
+        return result
+
+    return wrapper
+
+
+def _traced_generator(generator: Generator[Any, Any, Any], spec: CallSpec | None,
+                      phase: str | None) -> Generator[Any, Any, Any]:
+    # Started lazily: creating a generator does no work, its first step does.
+    call: ActiveCall | None = None
+    started = False
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        if not started:
+            started = True
+            call = start_call(spec, phase)
+        if call is not None:
+            call.activate()
+        try:
+            item = generator.send(to_send) if to_throw is None else generator.throw(to_throw)
+        except StopIteration as stop:
+            if call is not None:
+                call.deactivate()
+                call.finish(None)
+            return stop.value
+        except BaseException as exc:
+            if call is not None:
+                call.deactivate()
+                call.finish(exc)
+            raise
+        if call is not None:
+            call.deactivate()
+        to_send, to_throw = None, None
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            # Closed early by the consumer: run the generator's own cleanup under the span.
+            if call is not None:
+                call.activate()
+            try:
+                generator.close()
+            finally:
+                if call is not None:
+                    call.deactivate()
+                    call.finish(None)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+async def _traced_async_generator(generator: AsyncGenerator[Any, Any], spec: CallSpec | None,
+                                  phase: str | None) -> AsyncGenerator[Any, Any]:
+    call: ActiveCall | None = None
+    started = False
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        if not started:
+            started = True
+            call = start_call(spec, phase)
+        if call is not None:
+            call.activate()
+        try:
+            item = await (generator.asend(to_send) if to_throw is None else generator.athrow(to_throw))
+        except StopAsyncIteration:
+            if call is not None:
+                call.deactivate()
+                call.finish(None)
+            return
+        except BaseException as exc:
+            if call is not None:
+                call.deactivate()
+                call.finish(exc)
+            raise
+        if call is not None:
+            call.deactivate()
+        to_send, to_throw = None, None
+        try:
+            to_send = yield item
+        except GeneratorExit:
+            if call is not None:
+                call.activate()
+            try:
+                await generator.aclose()
+            finally:
+                if call is not None:
+                    call.deactivate()
+                    call.finish(None)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+def _generator_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _traced_generator(wrapped(*args, **kwargs), spec, phase)
+
+    return wrapper
+
+
+def _async_generator_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _traced_async_generator(wrapped(*args, **kwargs), spec, phase)
+
+    return wrapper
+
+
+def underlying_function(obj: Any) -> Any:
+    """The plain function behind a classmethod, staticmethod or bound method, to tell its kind."""
+    while True:
+        if isinstance(obj, (classmethod, staticmethod)) or inspect.ismethod(obj):
+            obj = obj.__func__
+        else:
+            return obj
+
+
+def make_wrapper(target: Any, spec: CallSpec | None, phase: str | None = None) -> Wrapper:
+    """The wrapper that fits ``target``: sync, coroutine, generator or async generator function."""
+    function = underlying_function(target)
+    if inspect.isasyncgenfunction(function):
+        return _async_generator_wrapper(spec, phase)
+    if inspect.iscoroutinefunction(function):
+        return _coroutine_wrapper(spec, phase)
+    if inspect.isgeneratorfunction(function):
+        return _generator_wrapper(spec, phase)
+    return _sync_wrapper(spec, phase)

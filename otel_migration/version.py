@@ -1,0 +1,3 @@
+"""The package version, in one place (read by pyproject through setuptools' dynamic version)."""
+
+__version__ = "0.1.0"

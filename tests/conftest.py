@@ -1,0 +1,83 @@
+"""Fixtures: the real SDK with in-memory exporters, configured per test and always torn down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
+
+import otel_migration
+
+
+@dataclass
+class Harness:
+    """A configured otel_migration on fresh SDK providers, with readers for what it emitted."""
+
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    telemetry: otel_migration.Telemetry
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        spans = list(self.exporter.get_finished_spans())
+        return [s for s in spans if name is None or s.name == name]
+
+    def points(self, metric: str) -> list[Any]:
+        """Data points of one metric after draining queued calls into it."""
+        self.telemetry.recorder.drain()
+        data = self.reader.get_metrics_data()
+        found = []
+        for resource_metrics in data.resource_metrics if data else ():
+            for scope_metrics in resource_metrics.scope_metrics:
+                for m in scope_metrics.metrics:
+                    if m.name == metric:
+                        found.extend(m.data.data_points)
+        return found
+
+    def value(self, metric: str, **attributes: str) -> float:
+        """Sum (or histogram count) over the points whose attributes include ``attributes``."""
+        total = 0.0
+        for point in self.points(metric):
+            attrs = dict(point.attributes)
+            if all(attrs.get(k.replace("_", ".")) == v for k, v in attributes.items()):
+                total += point.count if hasattr(point, "count") else point.value
+        return total
+
+
+def make_harness(sampler: Sampler | None = None, **settings: Any) -> Harness:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    telemetry = otel_migration.configure(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                                         **settings)
+    return Harness(exporter, reader, tracer_provider, meter_provider, telemetry)
+
+
+@pytest.fixture
+def harness(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    monkeypatch.chdir(tmp_path)  # no stray config file from the repository
+    h = make_harness()
+    yield h
+    otel_migration.shutdown()
+    h.tracer_provider.shutdown()
+    h.meter_provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(__import__("os").environ):
+        if name.startswith(("OTEL_", "OTEL_MIGRATION_")):
+            monkeypatch.delenv(name)
+    yield
+    otel_migration.shutdown()
