@@ -35,6 +35,7 @@ OTLP_PROTOCOLS: Final = ("grpc", "http/protobuf")
 
 _TARGET_RE: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _ENV_PREFIX: Final = "OTEL_MIGRATION_"
+DEFAULT_MIGRATION: Final = "default"
 _CONFIG_FILE_ENV: Final = "OTEL_MIGRATION_CONFIG"
 
 
@@ -62,7 +63,7 @@ class Settings:
 
     enabled: bool = True
     #: Migration name used when a versioned path does not name one.
-    migration: str = "default"
+    migration: str = DEFAULT_MIGRATION
     #: ``auto`` sends OTLP when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set, else writes ``file_path``.
     exporter: ExporterChoice = "auto"
     #: OTLP JSON lines, one export request a line, readable by the collector's otlpjsonfile receiver.
@@ -266,7 +267,7 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(name, raw, str(exc), source=source) from None
 
-    default_migration = values.get("migration", Settings.migration)
+    default_migration = values.get("migration", DEFAULT_MIGRATION)
     if "targets" in overrides:
         values["targets"] = _parse_targets(overrides["targets"], default_migration=default_migration,
                                            source="configure()")

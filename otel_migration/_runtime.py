@@ -104,6 +104,11 @@ def _attach_lazily(providers: Providers) -> Telemetry | None:
         return _active
 
 
+def configured() -> Telemetry | None:
+    """The telemetry in effect, without attaching lazily."""
+    return _active
+
+
 def set_active(telemetry: Telemetry | None) -> Telemetry | None:
     """Swap the telemetry in effect; returns the previous one."""
     global _active, _lazy_failed

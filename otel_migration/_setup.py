@@ -54,20 +54,25 @@ def configure(
         raise ConfigError("exporter", resolved.exporter, f"could not be built: {exc}", source="OTEL_*") from exc
 
     telemetry = Telemetry(resolved, providers)
+    # Targets of a previous configuration come off first, or they would be wrapped twice.
+    previous = _runtime.configured()
+    if previous is not None:
+        _uninstall(previous)
     installer = TargetInstaller()
     try:
         if resolved.enabled:
             installer.install(resolved.targets)
     except BaseException:
         installer.uninstall()
-        telemetry.shutdown()
+        telemetry.shutdown(keep=_providers_of(previous))
+        if previous is not None:  # leave things as they were
+            _install(previous)
         raise
-
-    previous = _runtime.set_active(telemetry)
-    if previous is not None:
-        _uninstall(previous)
-        previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
     _installers[id(telemetry)] = installer
+
+    _runtime.set_active(telemetry)
+    if previous is not None:
+        previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
     if providers.owned_tracer_provider is not None and trace_proxy():
         trace.set_tracer_provider(providers.owned_tracer_provider)
     if providers.owned_meter_provider is not None and metrics_proxy():
@@ -85,6 +90,19 @@ def metrics_proxy() -> bool:
 
 def _fields(settings: Any) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def _providers_of(telemetry: Telemetry | None) -> tuple[object, ...]:
+    if telemetry is None:
+        return ()
+    return (telemetry.providers.tracer_provider, telemetry.providers.meter_provider)
+
+
+def _install(telemetry: Telemetry) -> None:
+    installer = TargetInstaller()
+    if telemetry.enabled:
+        installer.install(telemetry.settings.targets)
+    _installers[id(telemetry)] = installer
 
 
 def _uninstall(telemetry: Telemetry) -> None:

@@ -99,10 +99,9 @@ class ActiveCall:
                 log_once("detach", "otel-migration: could not restore the context")
 
     def finish(self, exc: BaseException | None) -> None:
-        """End the span and queue the record; never raises."""
+        """End the span and queue the record; never raises. A broken span still leaves the call counted."""
         try:
             duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
-            scope, span = self.scope, self.span
             err_type = category = None
             if exc is None or isinstance(exc, GeneratorExit):
                 outcome = sc.OUTCOME_OK
@@ -112,6 +111,25 @@ class ActiveCall:
                 category = self.telemetry.classifier.categorize(exc)
             else:
                 outcome = sc.OUTCOME_CANCELLED
+        except Exception:
+            log_once("classify", "otel-migration: failed to classify a call's outcome")
+            return
+        self._end_span(exc, outcome, err_type, category)
+        if self.kind == KIND_UNVERSIONED_PHASE:
+            return
+        scope = self.scope
+        try:
+            self.telemetry.recorder.submit(CallRecord(
+                self.kind, scope.migration, scope.operation, scope.version, scope.phase, outcome, duration_s,
+                time.time_ns(), err_type, category, scope.subject,
+            ))
+        except Exception:
+            log_once("submit", "otel-migration: failed to record a call")
+
+    def _end_span(self, exc: BaseException | None, outcome: str, err_type: str | None,
+                  category: str | None) -> None:
+        span = self.span
+        try:
             if span.is_recording():
                 if outcome == sc.OUTCOME_ERROR and exc is not None:
                     span.set_attributes({sc.ERROR_TYPE: err_type or "", sc.MIGRATION_ERROR_CATEGORY: category or "",
@@ -121,14 +139,18 @@ class ActiveCall:
                 elif outcome == sc.OUTCOME_CANCELLED:
                     span.set_attribute(sc.MIGRATION_OUTCOME, outcome)
             span.end()
-            if self.kind == KIND_UNVERSIONED_PHASE:
-                return
-            self.telemetry.recorder.submit(CallRecord(
-                self.kind, scope.migration, scope.operation, scope.version, scope.phase, outcome, duration_s,
-                time.time_ns(), err_type, category, scope.subject,
-            ))
         except Exception:
-            log_once("finish", "otel-migration: failed to finish a call's telemetry")
+            log_once("end", "otel-migration: failed to end a span; the call is still counted")
+
+
+def _start_span(telemetry: _runtime.Telemetry, name: str, parent: otel_context.Context,
+                attributes: dict[str, str]) -> Span:
+    """A span, or the invalid (non-recording) span when the SDK pipeline fails: the call is still counted."""
+    try:
+        return telemetry.tracer.start_span(name, parent, SpanKind.INTERNAL, attributes)
+    except Exception:
+        log_once("span", "otel-migration: failed to start a span; the call is counted but not traced")
+        return trace.INVALID_SPAN
 
 
 def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | None:
@@ -142,23 +164,25 @@ def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | 
         if spec is not None:
             migration = spec.migration or telemetry.settings.migration
             scope = Scope(migration, spec.operation, spec.version, None, parent.subject if parent else None)
-            span = telemetry.tracer.start_span(spec.operation, parent_ctx, SpanKind.INTERNAL,
-                                               spec.attributes(migration))
+            span = _start_span(telemetry, spec.operation, parent_ctx, spec.attributes(migration))
             kind = KIND_CALL
+        elif parent is None:
+            # A phase outside any versioned call: a span with the phase, no version to count it under.
+            assert phase is not None
+            scope = Scope("", "", "", phase)
+            span = _start_span(telemetry, phase, parent_ctx, {sc.MIGRATION_PHASE: phase})
+            kind = KIND_UNVERSIONED_PHASE
         else:
             assert phase is not None
-            if parent is None:
-                # A phase outside any versioned call: a span with the phase, no version metrics.
-                span = telemetry.tracer.start_span(phase, parent_ctx, attributes={sc.MIGRATION_PHASE: phase})
-                return ActiveCall(telemetry, Scope("", "", "", phase), KIND_UNVERSIONED_PHASE, span,
-                                  trace.set_span_in_context(span, parent_ctx))
             scope = parent.with_phase(phase)
-            span = telemetry.tracer.start_span(phase, parent_ctx, SpanKind.INTERNAL, {
+            span = _start_span(telemetry, phase, parent_ctx, {
                 sc.MIGRATION_NAME: scope.migration, sc.MIGRATION_OPERATION: scope.operation,
                 sc.MIGRATION_VERSION: scope.version, sc.MIGRATION_PHASE: phase,
             })
             kind = KIND_PHASE
-        ctx = scope_context(scope, trace.set_span_in_context(span, parent_ctx))
+        ctx = trace.set_span_in_context(span, parent_ctx)
+        if kind != KIND_UNVERSIONED_PHASE:
+            ctx = scope_context(scope, ctx)
         return ActiveCall(telemetry, scope, kind, span, ctx)
     except Exception:
         log_once("start", "otel-migration: failed to start a call's telemetry; the call runs untraced")

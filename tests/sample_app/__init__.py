@@ -1,0 +1,1 @@
+"""A small application used as configured targets in tests (never imported by the tests directly)."""
