@@ -18,6 +18,7 @@ from ._config import Settings, TargetSpec, load_settings
 from ._context import Scope, current_scope
 from ._errors import ConfigError
 from ._instrumentor import MigrationInstrumentor
+from ._recorder import CallListener, CallRecord
 from ._runtime import Telemetry
 from ._setup import configure, force_flush, shutdown
 from ._versioned import Phase, Versioned, phase, versioned
@@ -34,6 +35,9 @@ __all__ = [
     "force_flush",
     "load_settings",
     "shutdown",
+    # extending: listeners see every finished call, off the call path
+    "CallListener",
+    "CallRecord",
     # versioned code paths
     "Phase",
     "Scope",

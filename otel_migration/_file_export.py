@@ -47,7 +47,8 @@ def _hex_ids(node: Any) -> Any:
 
 def to_otlp_json(message: Message) -> dict[str, Any]:
     """An OTLP export request as an OTLP/JSON document."""
-    return _hex_ids(MessageToDict(message, preserving_proto_field_name=False))  # type: ignore[no-any-return]
+    document = MessageToDict(message, preserving_proto_field_name=False, use_integers_for_enums=True)
+    return _hex_ids(document)  # type: ignore[no-any-return]
 
 
 class _LineWriter:
