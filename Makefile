@@ -21,7 +21,7 @@ demo: install
 
 lint: install
 	$(PY) -m ruff check otel_migration tests examples benchmarks
-	$(PY) -m ruff format --check otel_migration
+	$(PY) -m ruff format --check otel_migration tests examples benchmarks
 
 typecheck: install
 	$(PY) -m mypy

@@ -66,8 +66,12 @@ def measure(sampler: Sampler, label: str, calls: int) -> dict[str, float]:
     errors = meter.create_counter("raw.errors")
     histogram = meter.create_histogram("raw.duration", unit="s")
     # The same attributes our span carries, so both sides pay the SDK's per-attribute cost alike.
-    attrs = {"migration.name": "bench", "migration.operation": "work", "migration.version": "2.0",
-             "code.function.name": f"{__name__}.work"}
+    attrs = {
+        "migration.name": "bench",
+        "migration.operation": "work",
+        "migration.version": "2.0",
+        "code.function.name": f"{__name__}.work",
+    }
 
     def raw_span(x: int) -> int:
         with tracer.start_as_current_span("work", attributes=attrs):
@@ -85,8 +89,9 @@ def measure(sampler: Sampler, label: str, calls: int) -> dict[str, float]:
             counter.add(1, {**attrs, "migration.outcome": "ok"})
             histogram.record(time.perf_counter() - start, attrs)
 
-    telemetry = otel_migration.configure(tracer_provider=tracer_provider, meter_provider=meter_provider,
-                                         migration="bench")
+    telemetry = otel_migration.configure(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, migration="bench"
+    )
     versioned_work = otel_migration.versioned("2.0", operation="work")(work)
     recorder = telemetry.recorder
 
@@ -131,8 +136,10 @@ def main() -> None:
         raw = results[f"raw span+counter+histogram [{label}]"]
         ours = results[f"versioned, call path [{label}]"]
         total = results[f"versioned, call path + aggregation [{label}]"]
-        print(f"[{label}] versioned / raw span+counter+histogram: call path {ours / raw:.2f}, "
-              f"including background aggregation {total / raw:.2f}")
+        print(
+            f"[{label}] versioned / raw span+counter+histogram: call path {ours / raw:.2f}, "
+            f"including background aggregation {total / raw:.2f}"
+        )
 
 
 if __name__ == "__main__":

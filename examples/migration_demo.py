@@ -72,14 +72,20 @@ def run() -> None:
     otel_migration.shutdown()
 
 
-def print_summary(telemetry: otel_migration.Telemetry, requests: dict[tuple[str, str, str, str], int],
-                  errors: dict[tuple[str, str, str, str, str], int], log: DurationLog) -> None:
+def print_summary(
+    telemetry: otel_migration.Telemetry,
+    requests: dict[tuple[str, str, str, str], int],
+    errors: dict[tuple[str, str, str, str, str], int],
+    log: DurationLog,
+) -> None:
     by_version: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for (_, operation, version, outcome), count in requests.items():
         by_version[(operation, version)][outcome] += count
-    print(f'\notel-migration demo: migration "{telemetry.settings.migration}", {REQUESTS} requests from {USERS} users')
+    migration = telemetry.settings.migration
+    print(f'\notel-migration demo: migration "{migration}", {REQUESTS} requests from {USERS} users')
     print(f"telemetry sent to: {telemetry.providers.destination}\n")
-    header = f"{'operation':<16}{'version':>8}{'requests':>10}{'errors':>8}{'error %':>9}{'p50 ms':>9}{'p95 ms':>9}"
+    columns = ("requests", 10), ("errors", 8), ("error %", 9), ("p50 ms", 9), ("p95 ms", 9)
+    header = f"{'operation':<16}{'version':>8}" + "".join(f"{name:>{width}}" for name, width in columns)
     print(header)
     print("-" * len(header))
     for (operation, version), outcomes in sorted(by_version.items()):
@@ -87,7 +93,8 @@ def print_summary(telemetry: otel_migration.Telemetry, requests: dict[tuple[str,
         failed = outcomes.get("error", 0)
         durations = np.array(log.durations[(operation, version)]) * 1000
         p50, p95 = np.percentile(durations, [50, 95]) if durations.size else (float("nan"),) * 2
-        print(f"{operation:<16}{version:>8}{total:>10}{failed:>8}{100 * failed / total:>8.1f}%{p50:>9.2f}{p95:>9.2f}")
+        rate = 100 * failed / total
+        print(f"{operation:<16}{version:>8}{total:>10}{failed:>8}{rate:>8.1f}%{p50:>9.2f}{p95:>9.2f}")
     print("\nerrors by type:")
     for (_, operation, version, err_type, category), count in sorted(errors.items()):
         print(f"  {operation} {version}: {count} x {err_type} ({category})")
@@ -95,7 +102,8 @@ def print_summary(telemetry: otel_migration.Telemetry, requests: dict[tuple[str,
     new = sum(c for (_, _, v, _), c in requests.items() if v == "2.0")
     print(f"\nshare of calls on 2.0: {100 * new / calls:.0f} %")
     if telemetry.providers.destination.startswith("OTLP JSON"):
-        print("no collector configured: set OTEL_EXPORTER_OTLP_ENDPOINT to send to one, then view traces in Jaeger.")
+        print("no collector configured: set OTEL_EXPORTER_OTLP_ENDPOINT to send to one,")
+        print("then view the traces in Jaeger (see collector_config/).")
 
 
 if __name__ == "__main__":

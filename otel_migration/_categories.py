@@ -28,12 +28,15 @@ _CLASS_RULES: Final[tuple[tuple[str, tuple[type[BaseException], ...]], ...]] = (
 )
 _NAME_RULES: Final = (
     ("timeout", re.compile(r"Timeout|TimedOut|Deadline", re.IGNORECASE)),
-    ("network", re.compile(r"Connect|Network|Socket|Transport|Protocol|HTTP|DNS|SSL|Unreachable",
-                           re.IGNORECASE)),
-    ("resource", re.compile(r"Memory|Disk|Resource|Quota|RateLimit|Exhausted|Capacity|TooMany|Full",
-                            re.IGNORECASE)),
-    ("syntax", re.compile(r"Syntax|Parse|Decode|Invalid|Validation|Schema|Format|JSON",
-                          re.IGNORECASE)),
+    (
+        "network",
+        re.compile(r"Connect|Network|Socket|Transport|Protocol|HTTP|DNS|SSL|Unreachable", re.IGNORECASE),
+    ),
+    (
+        "resource",
+        re.compile(r"Memory|Disk|Resource|Quota|RateLimit|Exhausted|Capacity|TooMany|Full", re.IGNORECASE),
+    ),
+    ("syntax", re.compile(r"Syntax|Parse|Decode|Invalid|Validation|Schema|Format|JSON", re.IGNORECASE)),
 )
 _RESOURCE_ERRNOS: Final = frozenset({errno.ENOMEM, errno.ENOSPC, errno.EMFILE, errno.ENFILE, errno.EDQUOT})
 _CACHE_LIMIT: Final = 4096

@@ -144,21 +144,31 @@ KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_fil
 
 def _parse_targets(value: Any, *, default_migration: str, source: str) -> tuple[TargetSpec, ...]:
     if not isinstance(value, Mapping):
-        raise ConfigError("targets", value, 'expected a table of "module:attribute" = {version = ...}', source=source)
+        raise ConfigError(
+            "targets", value, 'expected a table of "module:attribute" = {version = ...}', source=source
+        )
     specs = []
     for target, spec in value.items():
         where = f"targets[{target!r}]"
         if not isinstance(target, str) or not _TARGET_RE.match(target):
             raise ConfigError(
-                where, target, 'expected "package.module:function" or "package.module:Class.method"', source=source
+                where,
+                target,
+                'expected "package.module:function" or "package.module:Class.method"',
+                source=source,
             )
         if not isinstance(spec, Mapping):
-            raise ConfigError(where, spec, 'expected a table such as {version = "2.0", operation = "charge"}',
-                              source=source)
+            raise ConfigError(
+                where, spec, 'expected a table such as {version = "2.0", operation = "charge"}', source=source
+            )
         unknown = set(spec) - {"version", "operation", "migration"}
         if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}", spec[sorted(unknown)[0]],
-                              "unknown key; expected version, operation, migration", source=source)
+            raise ConfigError(
+                f"{where}.{sorted(unknown)[0]}",
+                spec[sorted(unknown)[0]],
+                "unknown key; expected version, operation, migration",
+                source=source,
+            )
         version = spec.get("version")
         if not isinstance(version, str) or not version.strip():
             raise ConfigError(f"{where}.version", version, 'required, a string such as "2.0"', source=source)
@@ -167,11 +177,15 @@ def _parse_targets(value: Any, *, default_migration: str, source: str) -> tuple[
         for key, item in (("operation", operation), ("migration", migration)):
             if not isinstance(item, str) or not item.strip():
                 raise ConfigError(f"{where}.{key}", item, "expected a non-empty string", source=source)
-        specs.append(TargetSpec(target=target, version=version.strip(), operation=operation, migration=migration))
+        specs.append(
+            TargetSpec(target=target, version=version.strip(), operation=operation, migration=migration)
+        )
     return tuple(specs)
 
 
-def _find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> tuple[Path, bool] | None:
+def _find_config_file(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[Path, bool] | None:
     """Return (path, is_pyproject) of the file to read, or None when there is none."""
     named = explicit if explicit is not None else env.get(_CONFIG_FILE_ENV)
     if named:
@@ -203,15 +217,27 @@ def _read_file(path: Path, is_pyproject: bool) -> dict[str, Any]:
 
 def _check_otel_env(env: Mapping[str, str]) -> None:
     """Check the standard variables we act on; the exporters read the rest themselves."""
-    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                 "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"):
+    for name in (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    ):
         value = env.get(name)
         if value is not None and value.strip() not in OTLP_PROTOCOLS:
-            raise ConfigError(name, value, f"expected one of {', '.join(OTLP_PROTOCOLS)}", source="environment")
-    for name in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_METRIC_EXPORT_INTERVAL",
-                 "OTEL_METRIC_EXPORT_TIMEOUT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE",
-                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT"):
+            raise ConfigError(
+                name, value, f"expected one of {', '.join(OTLP_PROTOCOLS)}", source="environment"
+            )
+    for name in (
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        "OTEL_METRIC_EXPORT_TIMEOUT",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+    ):
         value = env.get(name)
         if value is None:
             continue
@@ -240,18 +266,31 @@ def load_settings(
 
     for key in file_values:
         if key not in KNOWN_FIELDS:
-            raise ConfigError(key, file_values[key], f"unknown setting; known: {', '.join(sorted(KNOWN_FIELDS))}",
-                              source=file_source)
+            raise ConfigError(
+                key,
+                file_values[key],
+                f"unknown setting; known: {', '.join(sorted(KNOWN_FIELDS))}",
+                source=file_source,
+            )
     for key in overrides:
         if key not in KNOWN_FIELDS:
-            raise ConfigError(key, overrides[key], f"unknown setting; known: {', '.join(sorted(KNOWN_FIELDS))}",
-                              source="configure()")
+            raise ConfigError(
+                key,
+                overrides[key],
+                f"unknown setting; known: {', '.join(sorted(KNOWN_FIELDS))}",
+                source="configure()",
+            )
     for name in env:
         if name.startswith(_ENV_PREFIX) and name != _CONFIG_FILE_ENV and name not in _ENV_NAMES.values():
-            raise ConfigError(name, env[name], f"unknown variable; known: {', '.join(sorted(_ENV_NAMES.values()))}",
-                              source="environment")
+            raise ConfigError(
+                name,
+                env[name],
+                f"unknown variable; known: {', '.join(sorted(_ENV_NAMES.values()))}",
+                source="environment",
+            )
 
     values: dict[str, Any] = {}
+    source: str | None
     for name, parse in _SIMPLE_FIELDS.items():
         env_name = _ENV_NAMES.get(name)
         if name in overrides:
@@ -269,9 +308,11 @@ def load_settings(
 
     default_migration = values.get("migration", DEFAULT_MIGRATION)
     if "targets" in overrides:
-        values["targets"] = _parse_targets(overrides["targets"], default_migration=default_migration,
-                                           source="configure()")
+        values["targets"] = _parse_targets(
+            overrides["targets"], default_migration=default_migration, source="configure()"
+        )
     elif "targets" in file_values:
-        values["targets"] = _parse_targets(file_values["targets"], default_migration=default_migration,
-                                           source=file_source or "file")
+        values["targets"] = _parse_targets(
+            file_values["targets"], default_migration=default_migration, source=file_source or "file"
+        )
     return Settings(**values, config_file=file_source)

@@ -37,7 +37,9 @@ def _hex_ids(node: Any) -> Any:
     """protobuf's JSON mapping writes bytes as base64; OTLP/JSON wants trace and span ids in hex."""
     if isinstance(node, dict):
         return {
-            key: base64.b64decode(value).hex() if key in _ID_FIELDS and isinstance(value, str) else _hex_ids(value)
+            key: base64.b64decode(value).hex()
+            if key in _ID_FIELDS and isinstance(value, str)
+            else _hex_ids(value)
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -98,7 +100,9 @@ class JsonLinesMetricExporter(MetricExporter):
         super().__init__(preferred_temporality={}, preferred_aggregation={})
         self._writer = _LineWriter(path)
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         try:
             self._writer.write(encode_metrics(metrics_data))
         except OSError:
@@ -110,4 +114,3 @@ class JsonLinesMetricExporter(MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._writer.close()
-

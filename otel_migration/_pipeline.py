@@ -30,7 +30,13 @@ from opentelemetry.trace import TracerProvider
 from ._config import Settings
 from ._file_export import JsonLinesMetricExporter, JsonLinesSpanExporter
 
-__all__ = ["Providers", "build_providers", "exporter_choice", "global_meter_provider", "global_tracer_provider"]
+__all__ = [
+    "Providers",
+    "build_providers",
+    "exporter_choice",
+    "global_meter_provider",
+    "global_tracer_provider",
+]
 
 _ENDPOINT_VARS = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -72,8 +78,9 @@ def exporter_choice(settings: Settings, env: Mapping[str, str]) -> str:
 
 def _protocol(env: Mapping[str, str], signal: str) -> str:
     # Python's own auto-configuration (opentelemetry-instrument) defaults to gRPC; so do we.
-    return (env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or "grpc").strip()
+    return (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    ).strip()
 
 
 def _otlp_span_exporter(env: Mapping[str, str]) -> SpanExporter:
@@ -88,20 +95,25 @@ def _otlp_span_exporter(env: Mapping[str, str]) -> SpanExporter:
 
 def _otlp_metric_exporter(env: Mapping[str, str]) -> MetricExporter:
     if _protocol(env, "METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
 
         return GrpcMetricExporter()
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
 
     return HttpMetricExporter()
 
 
-def _exporters(choice: str, settings: Settings, env: Mapping[str, str]) -> tuple[
-    SpanExporter | None, MetricExporter | None, str
-]:
+def _exporters(
+    choice: str, settings: Settings, env: Mapping[str, str]
+) -> tuple[SpanExporter | None, MetricExporter | None, str]:
     if choice == "otlp":
         destination = f"OTLP {_protocol(env, 'TRACES')} to " + next(
-            (env[name] for name in _ENDPOINT_VARS if env.get(name)), "the default endpoint")
+            (env[name] for name in _ENDPOINT_VARS if env.get(name)), "the default endpoint"
+        )
         return _otlp_span_exporter(env), _otlp_metric_exporter(env), destination
     if choice == "file":
         path = os.path.abspath(settings.file_path)

@@ -86,23 +86,33 @@ class CallRecorder:
         self._attributes: dict[tuple[str, ...], dict[tuple[str, ...], dict[str, str]]] = {}
 
         meter.create_observable_counter(
-            sc.METRIC_REQUESTS, callbacks=[self._observe_requests], unit="{request}",
-            description="Versioned calls, by migration, operation, version and outcome; every call, sampled or not.",
+            sc.METRIC_REQUESTS,
+            callbacks=[self._observe_requests],
+            unit="{request}",
+            description="Versioned calls by migration, operation, version and outcome; sampled or not.",
         )
         meter.create_observable_counter(
-            sc.METRIC_ERRORS, callbacks=[self._observe_errors], unit="{error}",
+            sc.METRIC_ERRORS,
+            callbacks=[self._observe_errors],
+            unit="{error}",
             description="Versioned calls that raised, by error.type and error category.",
         )
         meter.create_observable_counter(
-            sc.METRIC_TELEMETRY_DROPPED, callbacks=[self._observe_dropped], unit="{call}",
+            sc.METRIC_TELEMETRY_DROPPED,
+            callbacks=[self._observe_dropped],
+            unit="{call}",
             description="Finished calls not aggregated because the in-process queue was full.",
         )
         self._duration = meter.create_histogram(
-            sc.METRIC_DURATION, unit="s", description="Duration of versioned calls.",
+            sc.METRIC_DURATION,
+            unit="s",
+            description="Duration of versioned calls.",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
         self._phase_duration = meter.create_histogram(
-            sc.METRIC_PHASE_DURATION, unit="s", description="Duration of pipeline phases inside versioned calls.",
+            sc.METRIC_PHASE_DURATION,
+            unit="s",
+            description="Duration of pipeline phases inside versioned calls.",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
         weak_reinit = weakref.WeakMethod(self._reinit_after_fork)
@@ -129,7 +139,8 @@ class CallRecorder:
         if first:
             _logger.warning(
                 "otel-migration: call queue full (max_queue_size=%d); dropped calls are counted in %s",
-                self._max_queue_size, sc.METRIC_TELEMETRY_DROPPED,
+                self._max_queue_size,
+                sc.METRIC_TELEMETRY_DROPPED,
             )
 
     def _start_worker(self) -> None:
@@ -162,15 +173,26 @@ class CallRecorder:
 
     def _aggregate(self, record: CallRecord) -> None:
         if record.kind == "phase":
-            phase_key = (record.migration, record.operation, record.version, record.phase or "", record.outcome)
+            phase_key = (
+                record.migration,
+                record.operation,
+                record.version,
+                record.phase or "",
+                record.outcome,
+            )
             self._phase_duration.record(record.duration_s, self._attrs_for(phase_key, _PHASE_NAMES))
         else:
             key = (record.migration, record.operation, record.version, record.outcome)
             self._requests[key] = self._requests.get(key, 0) + 1
             self._duration.record(record.duration_s, self._attrs_for(key, _REQUEST_NAMES))
             if record.error_type is not None:
-                error_key = (record.migration, record.operation, record.version, record.error_type,
-                             record.error_category or "unknown")
+                error_key = (
+                    record.migration,
+                    record.operation,
+                    record.version,
+                    record.error_type,
+                    record.error_category or "unknown",
+                )
                 self._errors[error_key] = self._errors.get(error_key, 0) + 1
         for listener in self._listeners:
             try:
@@ -188,7 +210,9 @@ class CallRecorder:
     # -- observable callbacks ---------------------------------------------------------------------
     def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
         self.drain()
-        return [Observation(count, self._attrs_for(key, _REQUEST_NAMES)) for key, count in self._requests.items()]
+        return [
+            Observation(count, self._attrs_for(key, _REQUEST_NAMES)) for key, count in self._requests.items()
+        ]
 
     def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
         self.drain()
@@ -238,8 +262,23 @@ class CallRecorder:
         self._worker = None
 
 
-_REQUEST_NAMES: Final = (sc.MIGRATION_NAME, sc.MIGRATION_OPERATION, sc.MIGRATION_VERSION, sc.MIGRATION_OUTCOME)
-_ERROR_NAMES: Final = (sc.MIGRATION_NAME, sc.MIGRATION_OPERATION, sc.MIGRATION_VERSION, sc.ERROR_TYPE,
-                       sc.MIGRATION_ERROR_CATEGORY)
-_PHASE_NAMES: Final = (sc.MIGRATION_NAME, sc.MIGRATION_OPERATION, sc.MIGRATION_VERSION, sc.MIGRATION_PHASE,
-                       sc.MIGRATION_OUTCOME)
+_REQUEST_NAMES: Final = (
+    sc.MIGRATION_NAME,
+    sc.MIGRATION_OPERATION,
+    sc.MIGRATION_VERSION,
+    sc.MIGRATION_OUTCOME,
+)
+_ERROR_NAMES: Final = (
+    sc.MIGRATION_NAME,
+    sc.MIGRATION_OPERATION,
+    sc.MIGRATION_VERSION,
+    sc.ERROR_TYPE,
+    sc.MIGRATION_ERROR_CATEGORY,
+)
+_PHASE_NAMES: Final = (
+    sc.MIGRATION_NAME,
+    sc.MIGRATION_OPERATION,
+    sc.MIGRATION_VERSION,
+    sc.MIGRATION_PHASE,
+    sc.MIGRATION_OUTCOME,
+)

@@ -100,7 +100,9 @@ def _attach_lazily(providers: Providers) -> Telemetry | None:
                 _active = Telemetry(load_settings(), providers)
             except Exception:
                 _lazy_failed = True
-                _logger.exception("otel-migration: not configured and the settings are invalid; calls run untraced")
+                _logger.exception(
+                    "otel-migration: not configured and the settings are invalid; calls run untraced"
+                )
         return _active
 
 

@@ -14,8 +14,6 @@ from typing import Final
 ERROR_TYPE: Final = "error.type"
 CODE_FUNCTION_NAME: Final = "code.function.name"
 SERVICE_VERSION: Final = "service.version"
-FEATURE_FLAG_KEY: Final = "feature_flag.key"
-FEATURE_FLAG_RESULT_VARIANT: Final = "feature_flag.result.variant"
 
 # -- attributes: our own ------------------------------------------------------------------------
 MIGRATION_NAME: Final = "migration.name"

@@ -47,11 +47,15 @@ def configure(
     check_targets(resolved.targets)
 
     try:
-        providers = build_providers(resolved, env, tracer_provider=tracer_provider, meter_provider=meter_provider)
+        providers = build_providers(
+            resolved, env, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
     except ConfigError:
         raise
     except Exception as exc:  # an exporter refusing its OTEL_* settings, e.g. malformed headers
-        raise ConfigError("exporter", resolved.exporter, f"could not be built: {exc}", source="OTEL_*") from exc
+        raise ConfigError(
+            "exporter", resolved.exporter, f"could not be built: {exc}", source="OTEL_*"
+        ) from exc
 
     telemetry = Telemetry(resolved, providers)
     # Targets of a previous configuration come off first, or they would be wrapped twice.

@@ -40,9 +40,13 @@ def check_targets(specs: Iterable[TargetSpec]) -> None:
         try:
             found = importlib.util.find_spec(spec.module)
         except (ImportError, ValueError) as exc:
-            raise ConfigError(f"targets[{spec.target!r}]", spec.module, f"module cannot be found: {exc}") from None
+            raise ConfigError(
+                f"targets[{spec.target!r}]", spec.module, f"module cannot be found: {exc}"
+            ) from None
         if found is None:
-            raise ConfigError(f"targets[{spec.target!r}]", spec.module, "no module of that name is importable")
+            raise ConfigError(
+                f"targets[{spec.target!r}]", spec.module, "no module of that name is importable"
+            )
 
 
 def _resolve(module: ModuleType, attribute: str) -> tuple[Any, str, Any]:
@@ -61,7 +65,7 @@ class TargetInstaller:
         self._lock = threading.Lock()
         self._active = True
         # (owner, name, our wrapper, whether the owner defined the attribute itself)
-        self._installed: list[tuple[Any, str, wrapt.FunctionWrapper, bool]] = []
+        self._installed: list[tuple[Any, str, Any, bool]] = []
 
     def install(self, specs: Iterable[TargetSpec]) -> None:
         """Wrap what is imported now (ConfigError on a bad attribute) and hook the rest."""
@@ -89,14 +93,19 @@ class TargetInstaller:
         try:
             owner, name, original = _resolve(module, spec.attribute)
         except AttributeError as exc:
-            raise ConfigError(f"targets[{spec.target!r}]", spec.attribute,
-                              f"not found in module {spec.module}: {exc}") from None
+            raise ConfigError(
+                f"targets[{spec.target!r}]", spec.attribute, f"not found in module {spec.module}: {exc}"
+            ) from None
         function = original.__func__ if isinstance(original, (classmethod, staticmethod)) else original
         if not callable(function):
             raise ConfigError(f"targets[{spec.target!r}]", spec.attribute, "is not a function or method")
         qualname = getattr(function, "__qualname__", spec.attribute)
-        call_spec = CallSpec(version=spec.version, operation=spec.operation, migration=spec.migration,
-                             code_function=f"{spec.module}.{qualname}")
+        call_spec = CallSpec(
+            version=spec.version,
+            operation=spec.operation,
+            migration=spec.migration,
+            code_function=f"{spec.module}.{qualname}",
+        )
         wrapper = wrapt.FunctionWrapper(original, make_wrapper(original, call_spec))
         with self._lock:
             owned = name in vars(owner) if hasattr(owner, "__dict__") else True
@@ -114,7 +123,9 @@ class TargetInstaller:
             except AttributeError:
                 continue
             if current is not wrapper:
-                _logger.warning("otel-migration: %r.%s was replaced after we wrapped it; left as it is", owner, name)
+                _logger.warning(
+                    "otel-migration: %r.%s was replaced after we wrapped it; left as it is", owner, name
+                )
                 continue
             if owned:
                 setattr(owner, name, wrapper.__wrapped__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import wrapt
 
@@ -38,8 +38,7 @@ class _DecoratorAndBlock:
     def __call__(self, function: F) -> F:
         target = function.__func__ if isinstance(function, (classmethod, staticmethod)) else function
         spec = self._spec_for(target)
-        wrapper: F = wrapt.FunctionWrapper(function, make_wrapper(function, spec, self._phase))
-        return wrapper
+        return cast(F, wrapt.FunctionWrapper(function, make_wrapper(function, spec, self._phase)))
 
     def _block_spec(self) -> CallSpec | None:
         return self._spec
@@ -50,8 +49,9 @@ class _DecoratorAndBlock:
             call.activate()
         self._in_flight.set((*self._in_flight.get(), call))
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         stack = self._in_flight.get()
         if not stack:
             return
@@ -64,8 +64,9 @@ class _DecoratorAndBlock:
     async def __aenter__(self) -> None:
         self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
 
@@ -80,15 +81,22 @@ class Versioned(_DecoratorAndBlock):
         self.operation = operation
         self.migration = migration
         self._phase = None
-        self._spec = (CallSpec(version=version, operation=operation, migration=migration, code_function=None)
-                      if operation else None)
+        self._spec = (
+            CallSpec(version=version, operation=operation, migration=migration, code_function=None)
+            if operation
+            else None
+        )
 
     def _spec_for(self, function: Callable[..., Any]) -> CallSpec:
         name = getattr(function, "__name__", "call")
         qualname = getattr(function, "__qualname__", name)
         module = getattr(function, "__module__", None)
-        return CallSpec(version=self.version, operation=self.operation or name, migration=self.migration,
-                        code_function=f"{module}.{qualname}" if module else qualname)
+        return CallSpec(
+            version=self.version,
+            operation=self.operation or name,
+            migration=self.migration,
+            code_function=f"{module}.{qualname}" if module else qualname,
+        )
 
     def _block_spec(self) -> CallSpec:
         if self._spec is None:

@@ -50,7 +50,9 @@ class CallSpec:
 
     __slots__ = ("_attributes", "code_function", "migration", "operation", "version")
 
-    def __init__(self, *, version: str, operation: str, migration: str | None, code_function: str | None) -> None:
+    def __init__(
+        self, *, version: str, operation: str, migration: str | None, code_function: str | None
+    ) -> None:
         self.version = version
         self.operation = operation
         self.migration = migration
@@ -61,8 +63,11 @@ class CallSpec:
         """Span attributes, built once per migration name and shared by every call."""
         attrs = self._attributes.get(migration)
         if attrs is None:
-            attrs = {sc.MIGRATION_NAME: migration, sc.MIGRATION_OPERATION: self.operation,
-                     sc.MIGRATION_VERSION: self.version}
+            attrs = {
+                sc.MIGRATION_NAME: migration,
+                sc.MIGRATION_OPERATION: self.operation,
+                sc.MIGRATION_VERSION: self.version,
+            }
             if self.code_function:
                 attrs[sc.CODE_FUNCTION_NAME] = self.code_function
             self._attributes[migration] = attrs
@@ -74,8 +79,14 @@ class ActiveCall:
 
     __slots__ = ("_token", "context", "kind", "scope", "span", "start_ns", "telemetry")
 
-    def __init__(self, telemetry: _runtime.Telemetry, scope: Scope, kind: str, span: Span,
-                 context: otel_context.Context) -> None:
+    def __init__(
+        self,
+        telemetry: _runtime.Telemetry,
+        scope: Scope,
+        kind: str,
+        span: Span,
+        context: otel_context.Context,
+    ) -> None:
         self.telemetry = telemetry
         self.scope = scope
         self.kind = kind
@@ -119,21 +130,38 @@ class ActiveCall:
             return
         scope = self.scope
         try:
-            self.telemetry.recorder.submit(CallRecord(
-                self.kind, scope.migration, scope.operation, scope.version, scope.phase, outcome, duration_s,
-                time.time_ns(), err_type, category, scope.subject,
-            ))
+            self.telemetry.recorder.submit(
+                CallRecord(
+                    self.kind,
+                    scope.migration,
+                    scope.operation,
+                    scope.version,
+                    scope.phase,
+                    outcome,
+                    duration_s,
+                    time.time_ns(),
+                    err_type,
+                    category,
+                    scope.subject,
+                )
+            )
         except Exception:
             log_once("submit", "otel-migration: failed to record a call")
 
-    def _end_span(self, exc: BaseException | None, outcome: str, err_type: str | None,
-                  category: str | None) -> None:
+    def _end_span(
+        self, exc: BaseException | None, outcome: str, err_type: str | None, category: str | None
+    ) -> None:
         span = self.span
         try:
             if span.is_recording():
                 if outcome == sc.OUTCOME_ERROR and exc is not None:
-                    span.set_attributes({sc.ERROR_TYPE: err_type or "", sc.MIGRATION_ERROR_CATEGORY: category or "",
-                                         sc.MIGRATION_OUTCOME: outcome})
+                    span.set_attributes(
+                        {
+                            sc.ERROR_TYPE: err_type or "",
+                            sc.MIGRATION_ERROR_CATEGORY: category or "",
+                            sc.MIGRATION_OUTCOME: outcome,
+                        }
+                    )
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
                 elif outcome == sc.OUTCOME_CANCELLED:
@@ -143,8 +171,9 @@ class ActiveCall:
             log_once("end", "otel-migration: failed to end a span; the call is still counted")
 
 
-def _start_span(telemetry: _runtime.Telemetry, name: str, parent: otel_context.Context,
-                attributes: dict[str, str]) -> Span:
+def _start_span(
+    telemetry: _runtime.Telemetry, name: str, parent: otel_context.Context, attributes: dict[str, str]
+) -> Span:
     """A span, or the invalid (non-recording) span when the SDK pipeline fails: the call is still counted."""
     try:
         return telemetry.tracer.start_span(name, parent, SpanKind.INTERNAL, attributes)
@@ -175,10 +204,17 @@ def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | 
         else:
             assert phase is not None
             scope = parent.with_phase(phase)
-            span = _start_span(telemetry, phase, parent_ctx, {
-                sc.MIGRATION_NAME: scope.migration, sc.MIGRATION_OPERATION: scope.operation,
-                sc.MIGRATION_VERSION: scope.version, sc.MIGRATION_PHASE: phase,
-            })
+            span = _start_span(
+                telemetry,
+                phase,
+                parent_ctx,
+                {
+                    sc.MIGRATION_NAME: scope.migration,
+                    sc.MIGRATION_OPERATION: scope.operation,
+                    sc.MIGRATION_VERSION: scope.version,
+                    sc.MIGRATION_PHASE: phase,
+                },
+            )
             kind = KIND_PHASE
         ctx = trace.set_span_in_context(span, parent_ctx)
         if kind != KIND_UNVERSIONED_PHASE:
@@ -194,7 +230,9 @@ Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], A
 
 
 def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         call = start_call(spec, phase)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -213,8 +251,9 @@ def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
 
 
 def _coroutine_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
+    async def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         call = start_call(spec, phase)
         if call is None:
             return await wrapped(*args, **kwargs)
@@ -232,8 +271,9 @@ def _coroutine_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
     return wrapper
 
 
-def _traced_generator(generator: Generator[Any, Any, Any], spec: CallSpec | None,
-                      phase: str | None) -> Generator[Any, Any, Any]:
+def _traced_generator(
+    generator: Generator[Any, Any, Any], spec: CallSpec | None, phase: str | None
+) -> Generator[Any, Any, Any]:
     # Started lazily: creating a generator does no work, its first step does.
     call: ActiveCall | None = None
     started = False
@@ -277,8 +317,9 @@ def _traced_generator(generator: Generator[Any, Any, Any], spec: CallSpec | None
             to_throw = exc
 
 
-async def _traced_async_generator(generator: AsyncGenerator[Any, Any], spec: CallSpec | None,
-                                  phase: str | None) -> AsyncGenerator[Any, Any]:
+async def _traced_async_generator(
+    generator: AsyncGenerator[Any, Any], spec: CallSpec | None, phase: str | None
+) -> AsyncGenerator[Any, Any]:
     call: ActiveCall | None = None
     started = False
     to_send: Any = None
@@ -321,14 +362,18 @@ async def _traced_async_generator(generator: AsyncGenerator[Any, Any], spec: Cal
 
 
 def _generator_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         return _traced_generator(wrapped(*args, **kwargs), spec, phase)
 
     return wrapper
 
 
 def _async_generator_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         return _traced_async_generator(wrapped(*args, **kwargs), spec, phase)
 
     return wrapper

@@ -59,8 +59,9 @@ def make_harness(sampler: Sampler | None = None, **settings: Any) -> Harness:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    telemetry = otel_migration.configure(tracer_provider=tracer_provider, meter_provider=meter_provider,
-                                         **settings)
+    telemetry = otel_migration.configure(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, **settings
+    )
     return Harness(exporter, reader, tracer_provider, meter_provider, telemetry)
 
 

@@ -47,7 +47,12 @@ def test_pyproject_table_is_read_when_there_is_no_own_file(tmp_path: Path) -> No
     assert settings.migration == "billing"
     legacy, modern = settings.targets
     assert (legacy.module, legacy.attribute, legacy.version, legacy.operation, legacy.migration) == (
-        "billing.legacy", "charge", "1.0", "charge", "billing")
+        "billing.legacy",
+        "charge",
+        "1.0",
+        "charge",
+        "billing",
+    )
     assert (modern.attribute, modern.operation) == ("Billing.charge", "charge")
 
 
@@ -70,14 +75,35 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("", {"OTEL_MIGRATION_MAX_QUEUE_SIZE": "-3"}, {}, "max_queue_size", "positive integer"),
         ("enabled = 3\n", {}, {}, "enabled", "true or false"),
         ('exporter = "kafka"\n', {}, {}, "exporter", "auto, otlp, file, console, none"),
-        ('[targets]\n"billing.legacy.charge" = {version = "1.0"}\n', {}, {}, "targets['billing.legacy.charge']",
-         "package.module:function"),
-        ('[targets]\n"billing:charge" = {operation = "charge"}\n', {}, {}, "targets['billing:charge'].version",
-         "required"),
-        ('[targets]\n"billing:charge" = {version = "1.0", phase = "x"}\n', {}, {},
-         "targets['billing:charge'].phase", "unknown key"),
+        (
+            '[targets]\n"billing.legacy.charge" = {version = "1.0"}\n',
+            {},
+            {},
+            "targets['billing.legacy.charge']",
+            "package.module:function",
+        ),
+        (
+            '[targets]\n"billing:charge" = {operation = "charge"}\n',
+            {},
+            {},
+            "targets['billing:charge'].version",
+            "required",
+        ),
+        (
+            '[targets]\n"billing:charge" = {version = "1.0", phase = "x"}\n',
+            {},
+            {},
+            "targets['billing:charge'].phase",
+            "unknown key",
+        ),
         ('[error_categories]\nQuotaError = "money"\n', {}, {}, "error_categories", "must be one of"),
-        ("", {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, {}, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc, http/protobuf"),
+        (
+            "",
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            {},
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "grpc, http/protobuf",
+        ),
         ("", {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, {}, "OTEL_EXPORTER_OTLP_TIMEOUT", "positive number"),
         ("this is = not toml [", {}, {}, "config_file", "not valid TOML"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -63,8 +64,9 @@ def tmp_cwd(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("processor", [RaisingProcessor(), EndRaisingProcessor()])
-def test_raising_span_processor_never_reaches_user_code(tmp_cwd: None, processor: SpanProcessor,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_raising_span_processor_never_reaches_user_code(
+    tmp_cwd: None, processor: SpanProcessor, caplog: pytest.LogCaptureFixture
+) -> None:
     h = make_harness()
     h.tracer_provider.add_span_processor(processor)
     assert [compute(i) for i in range(5)] == [0, 1, 4, 9, 16]
@@ -82,7 +84,9 @@ def test_raising_sampler_runs_the_call_untraced(tmp_cwd: None) -> None:
 def test_hanging_exporter_does_not_block_calls(tmp_cwd: None) -> None:
     exporter = HangingExporter()
     h = make_harness()
-    processor = BatchSpanProcessor(exporter, max_queue_size=64, schedule_delay_millis=1, max_export_batch_size=8)
+    processor = BatchSpanProcessor(
+        exporter, max_queue_size=64, schedule_delay_millis=1, max_export_batch_size=8
+    )
     h.tracer_provider.add_span_processor(processor)
     try:
         deadline = time.monotonic() + 30
@@ -106,10 +110,8 @@ def test_counts_are_exact_at_one_percent_trace_sampling(tmp_cwd: None) -> None:
         return i
 
     for i in range(5000):
-        try:
+        with contextlib.suppress(KeyError):
             lookup(i)
-        except KeyError:
-            pass
     sampled = len(h.spans("lookup"))
     assert 10 <= sampled <= 150  # ~50 sampled spans...
     assert h.value("migration.requests", migration_outcome="ok") == 4500  # ...but every call counted
@@ -135,7 +137,9 @@ def test_counts_are_exact_under_many_threads(harness: Harness) -> None:
     assert harness.value("migration.duration", migration_operation="compute") == 4000
 
 
-def test_full_queue_is_counted_and_reported_not_silent(tmp_cwd: None, caplog: pytest.LogCaptureFixture) -> None:
+def test_full_queue_is_counted_and_reported_not_silent(
+    tmp_cwd: None, caplog: pytest.LogCaptureFixture
+) -> None:
     h = make_harness(max_queue_size=10)
     recorder = h.telemetry.recorder
     with recorder_paused(recorder):
@@ -148,7 +152,7 @@ def test_full_queue_is_counted_and_reported_not_silent(tmp_cwd: None, caplog: py
     assert caplog.text.count("call queue full") == 1
 
 
-class recorder_paused:  # noqa: N801 - reads as a context manager
+class recorder_paused:
     """Hold the aggregator's drain so the queue fills, as under a burst the worker cannot keep up with."""
 
     def __init__(self, recorder: otel_migration.Telemetry | object) -> None:

@@ -40,7 +40,9 @@ def test_targets_already_imported_are_wrapped_at_once_and_restored(fresh_modules
     legacy = importlib.import_module("tests.sample_app.legacy")
     modern = importlib.import_module("tests.sample_app.modern")
     legacy_charge = legacy.charge
-    originals = {n: inspect.getattr_static(modern.Billing, n) for n in ("charge", "fee", "currency", "settle")}
+    originals = {
+        n: inspect.getattr_static(modern.Billing, n) for n in ("charge", "fee", "currency", "settle")
+    }
     h = make_harness(targets=TARGETS)
 
     assert legacy.charge(3) == "legacy:3"
@@ -57,8 +59,10 @@ def test_targets_already_imported_are_wrapped_at_once_and_restored(fresh_modules
     assert sorted(a["migration.version"] for a in by_name["charge"]) == ["1.0", "2.0"]
     assert by_name["fee"][0]["migration.operation"] == "fee"  # defaults to the attribute's name
     assert by_name["currency"][0]["migration.name"] == "money"
-    assert by_name["charge"][0]["code.function.name"] in ("tests.sample_app.legacy.charge",
-                                                          "tests.sample_app.modern.Billing.charge")
+    assert by_name["charge"][0]["code.function.name"] in (
+        "tests.sample_app.legacy.charge",
+        "tests.sample_app.modern.Billing.charge",
+    )
     assert h.value("migration.requests", migration_operation="charge") == 2
 
     otel_migration.shutdown()
@@ -113,8 +117,10 @@ def test_missing_attribute_of_an_imported_module_is_one_clear_error_and_nothing_
 ) -> None:
     legacy = importlib.import_module("tests.sample_app.legacy")
     original = legacy.charge
-    targets = {"tests.sample_app.legacy:charge": {"version": "1.0"},
-               "tests.sample_app.legacy:refund": {"version": "1.0"}}
+    targets = {
+        "tests.sample_app.legacy:charge": {"version": "1.0"},
+        "tests.sample_app.legacy:refund": {"version": "1.0"},
+    }
     with pytest.raises(ConfigError, match="refund"):
         make_harness(targets=targets)
     assert legacy.charge is original  # the first target was rolled back

@@ -45,8 +45,7 @@ class Billing:
 
     @versioned("2.0", operation="lines")
     def lines(self, n: int) -> Iterator[int]:
-        for i in range(n):
-            yield i
+        yield from range(n)
 
     @versioned("2.0", operation="stream")
     async def stream(self, n: int) -> AsyncIterator[int]:
@@ -69,7 +68,9 @@ def test_function_call_emits_span_and_exact_metrics(harness: Harness) -> None:
     assert charge(5, currency="USD") == "5 USD"
     (span,) = harness.spans("charge")
     assert span.attributes == {
-        "migration.name": "billing", "migration.operation": "charge", "migration.version": "2.0",
+        "migration.name": "billing",
+        "migration.operation": "charge",
+        "migration.version": "2.0",
         "code.function.name": "tests.test_versioned.charge",
     }
     assert span.status.status_code is StatusCode.UNSET
@@ -154,8 +155,12 @@ def test_exception_recorded_and_reraised_unchanged(harness: Harness) -> None:
     assert span.attributes["error.type"] == "ConnectionResetError"
     assert span.attributes["migration.error.category"] == "network"
     assert [e.name for e in span.events] == ["exception"]
-    assert harness.value("migration.errors", error_type="ConnectionResetError",
-                         migration_error_category="network") == 1
+    assert (
+        harness.value(
+            "migration.errors", error_type="ConnectionResetError", migration_error_category="network"
+        )
+        == 1
+    )
     assert harness.value("migration.requests", migration_outcome="error") == 1
 
 
@@ -223,7 +228,9 @@ def test_phases_nest_under_the_operation(harness: Harness) -> None:
         assert child.parent is not None and child.parent.span_id == parent.context.span_id
         assert child.attributes["migration.version"] == "2.0"
         assert child.attributes["migration.operation"] == "generate"
-    assert harness.value("migration.phase.duration", migration_phase="synthesis", migration_version="2.0") == 1
+    assert (
+        harness.value("migration.phase.duration", migration_phase="synthesis", migration_version="2.0") == 1
+    )
     assert harness.value("migration.requests", migration_operation="generate") == 1  # phases are not requests
 
 
