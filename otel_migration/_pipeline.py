@@ -6,6 +6,13 @@ Only when the globals are still the API's proxies do we build SDK providers, exp
 standard ``OTEL_*`` variables say (the exporters read endpoint, headers, timeout, compression and
 certificates themselves), with the BatchSpanProcessor and the PeriodicExportingMetricReader doing
 all network I/O on their own threads.
+
+Lost telemetry must be counted, not silent: for the pipeline we build we switch on the SDK's own
+health metrics (``otel.sdk.processor.span.processed`` with ``error.type=queue_full`` for spans the
+batch queue dropped, ``otel.sdk.exporter.span.exported`` with an ``error.type`` for spans a dead
+collector never took), unless ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` says otherwise, and
+report them through the same MeterProvider. Because the HTTP exporter does not mark a failed
+export in those, the span exporter is also wrapped in a protocol-neutral counter of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import TracerProvider
 
 from ._config import Settings
+from ._export_health import CountingSpanExporter
 from ._file_export import JsonLinesMetricExporter, JsonLinesSpanExporter
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "global_tracer_provider",
 ]
 
+_SDK_HEALTH_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 _ENDPOINT_VARS = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -83,14 +92,14 @@ def _protocol(env: Mapping[str, str], signal: str) -> str:
     ).strip()
 
 
-def _otlp_span_exporter(env: Mapping[str, str]) -> SpanExporter:
+def _otlp_span_exporter(env: Mapping[str, str], meter_provider: MeterProvider) -> SpanExporter:
     if _protocol(env, "TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-        return GrpcSpanExporter()
+        return GrpcSpanExporter(meter_provider=meter_provider)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
-    return HttpSpanExporter()
+    return HttpSpanExporter(meter_provider=meter_provider)
 
 
 def _otlp_metric_exporter(env: Mapping[str, str]) -> MetricExporter:
@@ -107,20 +116,37 @@ def _otlp_metric_exporter(env: Mapping[str, str]) -> MetricExporter:
     return HttpMetricExporter()
 
 
-def _exporters(
-    choice: str, settings: Settings, env: Mapping[str, str]
-) -> tuple[SpanExporter | None, MetricExporter | None, str]:
+def _span_exporter(
+    choice: str, settings: Settings, env: Mapping[str, str], meter_provider: MeterProvider
+) -> SpanExporter | None:
     if choice == "otlp":
-        destination = f"OTLP {_protocol(env, 'TRACES')} to " + next(
-            (env[name] for name in _ENDPOINT_VARS if env.get(name)), "the default endpoint"
-        )
-        return _otlp_span_exporter(env), _otlp_metric_exporter(env), destination
+        return _otlp_span_exporter(env, meter_provider)
     if choice == "file":
-        path = os.path.abspath(settings.file_path)
-        return JsonLinesSpanExporter(path), JsonLinesMetricExporter(path), f"OTLP JSON lines in {path}"
+        return JsonLinesSpanExporter(os.path.abspath(settings.file_path))
     if choice == "console":
-        return ConsoleSpanExporter(), ConsoleMetricExporter(), "console"
-    return None, None, "nowhere (exporter = none)"
+        return ConsoleSpanExporter()
+    return None
+
+
+def _metric_exporter(choice: str, settings: Settings, env: Mapping[str, str]) -> MetricExporter | None:
+    if choice == "otlp":
+        return _otlp_metric_exporter(env)
+    if choice == "file":
+        return JsonLinesMetricExporter(os.path.abspath(settings.file_path))
+    if choice == "console":
+        return ConsoleMetricExporter()
+    return None
+
+
+def _destination(choice: str, settings: Settings, env: Mapping[str, str]) -> str:
+    if choice == "otlp":
+        endpoint = next((env[name] for name in _ENDPOINT_VARS if env.get(name)), "the default endpoint")
+        return f"OTLP {_protocol(env, 'TRACES')} to {endpoint}"
+    if choice == "file":
+        return f"OTLP JSON lines in {os.path.abspath(settings.file_path)}"
+    if choice == "console":
+        return "console"
+    return "nowhere (exporter = none)"
 
 
 def build_providers(
@@ -136,16 +162,21 @@ def build_providers(
     if tracer_provider is not None and meter_provider is not None:
         return Providers(tracer_provider, meter_provider)
 
-    span_exporter, metric_exporter, destination = _exporters(exporter_choice(settings, env), settings, env)
+    choice = exporter_choice(settings, env)
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, merged by the SDK
     owned_tp = owned_mp = None
-    if tracer_provider is None:
-        owned_tp = SdkTracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
-        if span_exporter is not None:
-            owned_tp.add_span_processor(BatchSpanProcessor(span_exporter))
-        tracer_provider = owned_tp
     if meter_provider is None:
+        metric_exporter = _metric_exporter(choice, settings, env)
         readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter is not None else []
         owned_mp = SdkMeterProvider(resource=resource, metric_readers=readers)
         meter_provider = owned_mp
-    return Providers(tracer_provider, meter_provider, owned_tp, owned_mp, destination)
+    if tracer_provider is None:
+        if env is os.environ:
+            os.environ.setdefault(_SDK_HEALTH_METRICS, "true")
+        owned_tp = SdkTracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+        span_exporter = _span_exporter(choice, settings, env, meter_provider)
+        if span_exporter is not None:
+            counted = CountingSpanExporter(span_exporter, meter_provider)
+            owned_tp.add_span_processor(BatchSpanProcessor(counted, meter_provider=meter_provider))
+        tracer_provider = owned_tp
+    return Providers(tracer_provider, meter_provider, owned_tp, owned_mp, _destination(choice, settings, env))

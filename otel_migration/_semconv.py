@@ -35,6 +35,7 @@ METRIC_ERRORS: Final = "migration.errors"
 METRIC_DURATION: Final = "migration.duration"
 METRIC_PHASE_DURATION: Final = "migration.phase.duration"
 METRIC_TELEMETRY_DROPPED: Final = "migration.telemetry.dropped"
+METRIC_TELEMETRY_SPANS_FAILED: Final = "migration.telemetry.spans.failed"
 
 # Bucket advice for durations in seconds: from sub-millisecond code paths up to minute-long LLM
 # pipelines, the range a migrated operation realistically spans.

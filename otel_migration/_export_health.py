@@ -1,0 +1,61 @@
+"""Spans a dead or refusing collector never took, counted for every protocol.
+
+The SDK's own ``otel.sdk.exporter.span.exported`` metric carries an ``error.type`` for a failed
+gRPC export, but (opentelemetry-exporter-otlp-proto-http 1.45) not for an HTTP export that failed
+on a status code such as 503, whose failure has no exception attached: lost spans then look
+exported. Counting export *results* at the exporter boundary is protocol-neutral, so we wrap the
+span exporter of the pipeline we build and report ``migration.telemetry.spans.failed``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from . import _semconv as sc
+from .version import __version__
+
+__all__ = ["CountingSpanExporter"]
+
+
+class CountingSpanExporter(SpanExporter):
+    """Delegates every call; counts the spans of each failed export (or export that raised)."""
+
+    def __init__(self, delegate: SpanExporter, meter_provider: MeterProvider) -> None:
+        self._delegate = delegate
+        self._lock = threading.Lock()
+        self.failed = 0
+        meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
+        meter.create_observable_counter(
+            sc.METRIC_TELEMETRY_SPANS_FAILED,
+            callbacks=[self._observe],
+            unit="{span}",
+            description="Spans the exporter could not deliver (collector down, refusing, or timing out).",
+        )
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._delegate.export(spans)
+        except Exception:
+            self._count(len(spans))
+            raise
+        if result is not SpanExportResult.SUCCESS:
+            self._count(len(spans))
+        return result
+
+    def _count(self, spans: int) -> None:
+        with self._lock:
+            self.failed += spans
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self.failed, {"exporter": type(self._delegate).__qualname__})]
+
+    def shutdown(self) -> None:
+        self._delegate.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._delegate.force_flush(timeout_millis)
