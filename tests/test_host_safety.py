@@ -100,6 +100,23 @@ def test_hanging_exporter_does_not_block_calls(tmp_cwd: None) -> None:
         processor.shutdown()
 
 
+class RaisingExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        raise OSError("disk full")
+
+
+def test_raising_exporter_does_not_reach_user_code(tmp_cwd: None) -> None:
+    h = make_harness()
+    processor = BatchSpanProcessor(RaisingExporter(), schedule_delay_millis=1)
+    h.tracer_provider.add_span_processor(processor)
+    try:
+        assert [compute(i) for i in range(50)] == [i * i for i in range(50)]
+        processor.force_flush()
+        assert h.value("migration.requests", migration_operation="compute") == 50
+    finally:
+        processor.shutdown()
+
+
 def test_counts_are_exact_at_one_percent_trace_sampling(tmp_cwd: None) -> None:
     h = make_harness(sampler=ParentBased(TraceIdRatioBased(0.01)))
 
