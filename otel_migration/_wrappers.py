@@ -48,7 +48,7 @@ def log_once(key: str, message: str, *args: object) -> None:
 class CallSpec:
     """What a wrapper knows before the call: the static half of the span and record."""
 
-    __slots__ = ("_attributes", "code_function", "migration", "operation", "version")
+    __slots__ = ("_attributes", "_scopes", "code_function", "migration", "operation", "version")
 
     def __init__(
         self, *, version: str, operation: str, migration: str | None, code_function: str | None
@@ -58,6 +58,7 @@ class CallSpec:
         self.migration = migration
         self.code_function = code_function
         self._attributes: dict[str, dict[str, str]] = {}
+        self._scopes: dict[str, Scope] = {}
 
     def attributes(self, migration: str) -> dict[str, str]:
         """Span attributes, built once per migration name and shared by every call."""
@@ -72,6 +73,15 @@ class CallSpec:
                 attrs[sc.CODE_FUNCTION_NAME] = self.code_function
             self._attributes[migration] = attrs
         return attrs
+
+    def scope(self, migration: str, subject: str | None) -> Scope:
+        """The scope of a call; shared (it is immutable) when no subject makes it per-user."""
+        if subject is not None:
+            return Scope(migration, self.operation, self.version, None, subject)
+        scope = self._scopes.get(migration)
+        if scope is None:
+            scope = self._scopes[migration] = Scope(migration, self.operation, self.version)
+        return scope
 
 
 class ActiveCall:
@@ -192,7 +202,7 @@ def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | 
         parent = current_scope(parent_ctx)
         if spec is not None:
             migration = spec.migration or telemetry.settings.migration
-            scope = Scope(migration, spec.operation, spec.version, None, parent.subject if parent else None)
+            scope = spec.scope(migration, parent.subject if parent else None)
             span = _start_span(telemetry, spec.operation, parent_ctx, spec.attributes(migration))
             kind = KIND_CALL
         elif parent is None:
