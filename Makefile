@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench constraints clean
+.PHONY: install demo test lint typecheck unit bench constraints collector-config clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
@@ -33,6 +33,10 @@ test: lint typecheck unit
 
 bench: install
 	$(PY) benchmarks/call_overhead.py
+
+# Regenerate the collector's LLM-cost rules after changing the price table (a test checks they match).
+collector-config: install
+	$(PY) -m otel_migration collector-config --output collector_config/llm-cost.yaml
 
 # Refresh the pins after changing dependencies: installs the newest allowed versions and records them.
 constraints:

@@ -23,6 +23,16 @@ MIGRATION_PHASE: Final = "migration.phase"
 MIGRATION_OUTCOME: Final = "migration.outcome"
 MIGRATION_ERROR_CATEGORY: Final = "migration.error.category"
 
+# LLM calls: the official gen_ai.* names, plus what no convention covers yet.
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+LLM_COST: Final = "migration.llm.cost"  # USD, from the price table
+LLM_TIER: Final = "migration.llm.tier"  # haiku / sonnet / opus, small / medium / large...
+
 # Values of ``migration.outcome``: an exception is an error; task cancellation, KeyboardInterrupt
 # and SystemExit are "cancelled" (they say nothing about the quality of the version).
 OUTCOME_OK: Final = "ok"
