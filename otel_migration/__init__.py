@@ -19,7 +19,7 @@ from ._context import Scope, current_scope
 from ._errors import ConfigError
 from ._instrumentor import MigrationInstrumentor
 from ._recorder import CallListener, CallRecord
-from ._runtime import Telemetry
+from ._runtime import Telemetry, TelemetryHealth
 from ._setup import configure, force_flush, shutdown
 from ._versioned import Phase, Versioned, phase, versioned
 from .version import __version__
@@ -31,6 +31,7 @@ __all__ = [
     "Settings",
     "TargetSpec",
     "Telemetry",
+    "TelemetryHealth",
     "configure",
     "force_flush",
     "load_settings",

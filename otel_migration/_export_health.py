@@ -23,11 +23,12 @@ __all__ = ["CountingSpanExporter"]
 
 
 class CountingSpanExporter(SpanExporter):
-    """Delegates every call; counts the spans of each failed export (or export that raised)."""
+    """Delegates every call; counts the spans of each delivered and each failed (or raising) export."""
 
     def __init__(self, delegate: SpanExporter, meter_provider: MeterProvider) -> None:
         self._delegate = delegate
         self._lock = threading.Lock()
+        self.delivered = 0
         self.failed = 0
         meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
         meter.create_observable_counter(
@@ -41,15 +42,17 @@ class CountingSpanExporter(SpanExporter):
         try:
             result = self._delegate.export(spans)
         except Exception:
-            self._count(len(spans))
+            self._count(len(spans), delivered=False)
             raise
-        if result is not SpanExportResult.SUCCESS:
-            self._count(len(spans))
+        self._count(len(spans), delivered=result is SpanExportResult.SUCCESS)
         return result
 
-    def _count(self, spans: int) -> None:
+    def _count(self, spans: int, *, delivered: bool) -> None:
         with self._lock:
-            self.failed += spans
+            if delivered:
+                self.delivered += spans
+            else:
+                self.failed += spans
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(self.failed, {"exporter": type(self._delegate).__qualname__})]

@@ -62,6 +62,8 @@ class Providers:
     owned_tracer_provider: SdkTracerProvider | None = None
     owned_meter_provider: SdkMeterProvider | None = None
     destination: str = "attached"
+    #: The exporter of the pipeline we built, counting delivered and failed spans.
+    span_exporter: CountingSpanExporter | None = None
 
 
 def global_tracer_provider() -> TracerProvider | None:
@@ -164,7 +166,7 @@ def build_providers(
 
     choice = exporter_choice(settings, env)
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, merged by the SDK
-    owned_tp = owned_mp = None
+    owned_tp = owned_mp = counted = None
     if meter_provider is None:
         metric_exporter = _metric_exporter(choice, settings, env)
         readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter is not None else []
@@ -179,4 +181,6 @@ def build_providers(
             counted = CountingSpanExporter(span_exporter, meter_provider)
             owned_tp.add_span_processor(BatchSpanProcessor(counted, meter_provider=meter_provider))
         tracer_provider = owned_tp
-    return Providers(tracer_provider, meter_provider, owned_tp, owned_mp, _destination(choice, settings, env))
+    return Providers(
+        tracer_provider, meter_provider, owned_tp, owned_mp, _destination(choice, settings, env), counted
+    )

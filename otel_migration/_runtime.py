@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Final
 
 from opentelemetry.metrics import MeterProvider
@@ -26,7 +27,7 @@ from ._pipeline import Providers, global_meter_provider, global_tracer_provider
 from ._recorder import CallRecorder
 from .version import __version__
 
-__all__ = ["Telemetry", "active", "set_active"]
+__all__ = ["Telemetry", "TelemetryHealth", "active", "set_active"]
 
 _logger = logging.getLogger(__name__)
 
@@ -34,6 +35,15 @@ _lock: Final = threading.RLock()
 _active: Telemetry | None = None
 _lazy_failed = False
 _recorders: weakref.WeakKeyDictionary[MeterProvider, CallRecorder] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryHealth:
+    """Counts of the pipeline itself; span counts are None when we attached to the app's pipeline."""
+
+    calls_dropped: int
+    spans_delivered: int | None
+    spans_failed: int | None
 
 
 class Telemetry:
@@ -46,6 +56,15 @@ class Telemetry:
         self.tracer = providers.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__)
         self.classifier = ErrorClassifier(settings.error_categories)
         self.recorder = recorder_for(providers.meter_provider, settings)
+
+    def health(self) -> TelemetryHealth:
+        """What the telemetry pipeline lost or delivered so far: nothing is lost silently."""
+        exporter = self.providers.span_exporter
+        return TelemetryHealth(
+            calls_dropped=self.recorder.dropped,
+            spans_delivered=exporter.delivered if exporter is not None else None,
+            spans_failed=exporter.failed if exporter is not None else None,
+        )
 
     def force_flush(self, timeout_millis: int = 30_000) -> None:
         """Aggregate queued calls, then flush the providers we own."""
