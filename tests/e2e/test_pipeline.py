@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -36,8 +35,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def run_app(stack: Stack, service: str, protocol: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env |= stack.otlp_env(protocol) | {"OTEL_SERVICE_NAME": service}
-    result = subprocess.run([sys.executable, str(APP), str(V1_CALLS), str(V2_CALLS)], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(APP), str(V1_CALLS), str(V2_CALLS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -64,7 +68,8 @@ def test_traces_reach_jaeger_with_version_phase_and_cost(stack: Stack, protocol:
     assert {t["migration.operation"] for t in charges} == {"charge"}
     (failed,) = [t for t in charges if t.get("error") is True or t.get("otel.status_code") == "ERROR"]
     assert failed["error.type"] == "tests.scripts.e2e_app.CardDeclined" or failed["error.type"].endswith(
-        "CardDeclined")
+        "CardDeclined"
+    )
     assert failed["migration.error.category"] == "runtime"
     assert {t["migration.phase"] for t in by_name["synthesis"]} == {"synthesis"}
 
@@ -91,8 +96,11 @@ def test_span_metrics_and_sdk_metrics_per_version_on_prometheus(stack: Stack) ->
 
     wait_until(lambda: sum(series().values()) >= V1_CALLS + V2_CALLS, 60, "span metrics for every charge")
     calls = series()
-    assert calls == {("1.0", "STATUS_CODE_ERROR"): 1, ("1.0", "STATUS_CODE_UNSET"): V1_CALLS - 1,
-                     ("2.0", "STATUS_CODE_UNSET"): V2_CALLS}
+    assert calls == {
+        ("1.0", "STATUS_CODE_ERROR"): 1,
+        ("1.0", "STATUS_CODE_UNSET"): V1_CALLS - 1,
+        ("2.0", "STATUS_CODE_UNSET"): V2_CALLS,
+    }
 
     text = stack.prometheus_text()
     requests = {
