@@ -14,19 +14,34 @@ and phase, exported over OTLP to any backend::
         legacy_charge(order)
 """
 
-from ._config import Settings, TargetSpec, load_settings
+from ._config import AnalyticsSettings, RolloutSpec, Settings, TargetSpec, load_settings
 from ._context import Scope, current_scope
 from ._errors import ConfigError
 from ._instrumentor import MigrationInstrumentor
 from ._recorder import CallListener, CallRecord
+from ._rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
 from ._runtime import Telemetry, TelemetryHealth
-from ._setup import configure, force_flush, shutdown
+from ._setup import configure, force_flush, guard, shutdown, snapshot
+from ._snapshot import (
+    Adoption,
+    ErrorStats,
+    Improvement,
+    LatencyStats,
+    MigrationSnapshot,
+    SampleRatio,
+    Snapshot,
+    Verdict,
+    VersionAdoption,
+)
+from ._subjects import subject
 from ._versioned import Phase, Versioned, phase, versioned
 from .version import __version__
 
 __all__ = [
     # set-up
+    "AnalyticsSettings",
     "ConfigError",
+    "RolloutSpec",
     "MigrationInstrumentor",
     "Settings",
     "TargetSpec",
@@ -46,5 +61,25 @@ __all__ = [
     "current_scope",
     "phase",
     "versioned",
+    # rollouts
+    "Decision",
+    "Router",
+    "kill_rollout",
+    "restore_rollout",
+    "rollout",
+    "set_rollout",
+    "subject",
+    # analytics
+    "Adoption",
+    "ErrorStats",
+    "Improvement",
+    "LatencyStats",
+    "MigrationSnapshot",
+    "SampleRatio",
+    "Snapshot",
+    "Verdict",
+    "VersionAdoption",
+    "guard",
+    "snapshot",
     "__version__",
 ]

@@ -26,7 +26,14 @@ from typing import Any, Final, Literal
 
 from ._errors import ConfigError
 
-__all__ = ["ERROR_CATEGORIES", "Settings", "TargetSpec", "load_settings"]
+__all__ = [
+    "ERROR_CATEGORIES",
+    "AnalyticsSettings",
+    "RolloutSpec",
+    "Settings",
+    "TargetSpec",
+    "load_settings",
+]
 
 ExporterChoice = Literal["auto", "otlp", "file", "console", "none"]
 EXPORTER_CHOICES: Final = ("auto", "otlp", "file", "console", "none")
@@ -58,6 +65,47 @@ class TargetSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    """A percentage rollout of ``candidate`` over ``control`` as configured; it can change at run time."""
+
+    percent: float = 0.0
+    control: str = "1.0"
+    candidate: str = "2.0"
+    allow: frozenset[str] = frozenset()
+    deny: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsSettings:
+    """Thresholds of the in-process analytics; every one has a default a team can start with."""
+
+    #: Verdicts: fewer samples than this per version is "inconclusive", whatever the p-value.
+    min_samples: int = 30
+    #: Family-wise error rate across every comparison judged at once (Holm).
+    alpha: float = 0.05
+    #: Smallest latency shift worth a verdict, relative to the control's median (0.05 = 5 %).
+    latency_min_effect: float = 0.05
+    #: Smallest error-rate difference worth a verdict, absolute (0.005 = half a percentage point).
+    error_rate_min_effect: float = 0.005
+    #: Recent durations kept per operation and version for percentiles and verdicts.
+    latency_samples: int = 5000
+    #: Adoption stages by the candidate's share of unique users: below started is "not_started",
+    #: then "low", "adopted" from adopted on, "replaced" from replaced on.
+    adoption_started: float = 0.01
+    adoption_adopted: float = 0.5
+    adoption_replaced: float = 0.95
+    #: "Stalled": the 24 h adoption ratio moved less than stall_epsilon during stall_after_s.
+    stall_after_s: float = 3600.0
+    stall_epsilon: float = 0.001
+    #: An error category "spikes" when its rate in the last 5 minutes is spike_factor times its
+    #: rate over the hour before, with at least spike_min_errors errors.
+    spike_factor: float = 3.0
+    spike_min_errors: int = 10
+    #: How often (seconds) verdicts, adoption and spikes are re-evaluated in the background.
+    evaluate_every_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The resolved configuration; build it with :func:`load_settings`."""
 
@@ -73,6 +121,14 @@ class Settings:
     error_categories: Mapping[str, str] = field(default_factory=dict)
     #: Finished calls waiting for the background aggregator; past this, calls are counted as dropped.
     max_queue_size: int = 100_000
+    #: Key of the keyed hash that pseudonymises user/session ids before they leave the process.
+    #: Unset: a random key per process (unique counts within the process stay exact, but the same
+    #: user gets different ids in different processes); set it to count users across processes.
+    subject_key: str | None = None
+    #: Export raw subject ids instead of pseudonyms (opt-out of pseudonymisation).
+    export_subject_ids: bool = False
+    rollouts: Mapping[str, RolloutSpec] = field(default_factory=dict)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     #: Where the configuration file was found, if any (for messages, not a setting).
     config_file: str | None = None
 
@@ -124,6 +180,72 @@ def _parse_error_categories(value: Any) -> dict[str, str]:
     return result
 
 
+def _parse_secret(value: Any) -> str:
+    if not isinstance(value, str) or len(value) < 16:
+        raise ValueError("expected a string of at least 16 characters")
+    return value
+
+
+def _parse_strings(value: Any) -> frozenset[str]:
+    if not isinstance(value, list | tuple | set | frozenset) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return frozenset(value)
+
+
+def _parse_percent(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError("expected a number from 0 to 100")
+    return float(value)
+
+
+def _parse_rollouts(value: Any) -> dict[str, RolloutSpec]:
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a table of rollout name = {percent, control, candidate, allow, deny}")
+    result = {}
+    for name, spec in value.items():
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"rollout {name!r}: expected a table")
+        unknown = set(spec) - {"percent", "control", "candidate", "allow", "deny"}
+        if unknown:
+            raise ValueError(f"rollout {name!r}: unknown key {sorted(unknown)[0]!r}")
+        try:
+            result[str(name)] = RolloutSpec(
+                percent=_parse_percent(spec.get("percent", 0.0)),
+                control=_parse_name(spec.get("control", "1.0")),
+                candidate=_parse_name(spec.get("candidate", "2.0")),
+                allow=_parse_strings(spec.get("allow", [])),
+                deny=_parse_strings(spec.get("deny", [])),
+            )
+        except ValueError as exc:
+            raise ValueError(f"rollout {name!r}: {exc}") from None
+    return result
+
+
+def _parse_analytics(value: Any) -> AnalyticsSettings:
+    if isinstance(value, AnalyticsSettings):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a table of analytics thresholds")
+    defaults = AnalyticsSettings()
+    known = {f.name: getattr(defaults, f.name) for f in fields(AnalyticsSettings)}
+    values: dict[str, Any] = {}
+    for key, item in value.items():
+        if key not in known:
+            raise ValueError(f"unknown key {key!r}; known: {', '.join(sorted(known))}")
+        default = known[key]
+        if isinstance(item, bool) or not isinstance(item, int | float) or item <= 0:
+            raise ValueError(f"{key} must be a positive number, got {item!r}")
+        if isinstance(default, int) and not isinstance(item, int):
+            raise ValueError(f"{key} must be a whole number, got {item!r}")
+        values[key] = type(default)(item)
+    settings = AnalyticsSettings(**values)
+    if not settings.adoption_started < settings.adoption_adopted < settings.adoption_replaced <= 1:
+        raise ValueError("expected adoption_started < adoption_adopted < adoption_replaced <= 1")
+    if not settings.alpha < 1:
+        raise ValueError(f"alpha must be below 1, got {settings.alpha!r}")
+    return settings
+
+
 _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "enabled": _parse_bool,
     "migration": _parse_name,
@@ -131,6 +253,10 @@ _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "file_path": _parse_name,
     "error_categories": _parse_error_categories,
     "max_queue_size": _parse_positive_int,
+    "subject_key": _parse_secret,
+    "export_subject_ids": _parse_bool,
+    "rollouts": _parse_rollouts,
+    "analytics": _parse_analytics,
 }
 _ENV_NAMES: Final = {
     "enabled": "OTEL_MIGRATION_ENABLED",
@@ -138,6 +264,8 @@ _ENV_NAMES: Final = {
     "exporter": "OTEL_MIGRATION_EXPORTER",
     "file_path": "OTEL_MIGRATION_FILE_PATH",
     "max_queue_size": "OTEL_MIGRATION_MAX_QUEUE_SIZE",
+    "subject_key": "OTEL_MIGRATION_SUBJECT_KEY",
+    "export_subject_ids": "OTEL_MIGRATION_EXPORT_SUBJECT_IDS",
 }
 KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_file"}
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 
 from opentelemetry import context as otel_context
 
-__all__ = ["Scope", "current_scope", "scope_context"]
+__all__ = ["Scope", "current_scope", "current_subject", "scope_context", "subject_context"]
 
 _SCOPE_KEY = otel_context.create_key("otel_migration.scope")
+_SUBJECT_KEY = otel_context.create_key("otel_migration.subject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,13 @@ def current_scope(ctx: otel_context.Context | None = None) -> Scope | None:
 def scope_context(scope: Scope, ctx: otel_context.Context | None = None) -> otel_context.Context:
     """A context that carries ``scope`` on top of ``ctx`` (the current one by default)."""
     return otel_context.set_value(_SCOPE_KEY, scope, ctx)
+
+
+def current_subject(ctx: otel_context.Context | None = None) -> str | None:
+    """The (pseudonymised) subject set by :func:`otel_migration.subject` or a rollout router, if any."""
+    value = otel_context.get_value(_SUBJECT_KEY, ctx)
+    return value if isinstance(value, str) else None
+
+
+def subject_context(subject: str, ctx: otel_context.Context | None = None) -> otel_context.Context:
+    return otel_context.set_value(_SUBJECT_KEY, subject, ctx)

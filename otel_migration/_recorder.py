@@ -156,6 +156,17 @@ class CallRecorder:
             self._wake.wait(_DRAIN_INTERVAL_S)
             self._wake.clear()
             self.drain()
+            self._tick_listeners()
+
+    def _tick_listeners(self) -> None:
+        """Give listeners with periodic work (re-evaluating analytics) a turn, off the call path."""
+        for listener in self._listeners:
+            tick = getattr(listener, "tick", None)
+            if tick is not None:
+                try:
+                    tick()
+                except Exception:
+                    _logger.exception("otel-migration: listener %r failed to tick", listener)
 
     def drain(self) -> None:
         """Aggregate everything queued so far; safe to call from any thread."""

@@ -5,9 +5,10 @@ Wrappers look it up at call time, not at decoration time, so functions decorated
 was never called but the application installed real global providers itself, we attach to those
 with settings from the environment and config file; when nothing is set up, calls pass through.
 
-One :class:`CallRecorder` per MeterProvider, for the provider's lifetime: its counters are
-cumulative and registered once, so reconfiguring never resets them (a reset looks like a counter
-restart to every backend) nor registers a duplicate instrument.
+One :class:`CallRecorder` (and one :class:`MigrationAnalytics` fed by it) per MeterProvider, for
+the provider's lifetime: counters are cumulative and instruments registered once, so reconfiguring
+never resets them (a reset looks like a counter restart to every backend) nor registers a
+duplicate instrument.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import Final
 from opentelemetry.metrics import MeterProvider
 
 from . import _semconv as sc
+from ._analytics import MigrationAnalytics
 from ._categories import ErrorClassifier
 from ._config import Settings
 from ._pipeline import Providers, global_meter_provider, global_tracer_provider
 from ._recorder import CallRecorder
+from ._rollout import registry as rollout_registry
+from ._subjects import set_pseudonymizer
 from .version import __version__
 
 __all__ = ["Telemetry", "TelemetryHealth", "active", "set_active"]
@@ -34,7 +38,9 @@ _logger = logging.getLogger(__name__)
 _lock: Final = threading.RLock()
 _active: Telemetry | None = None
 _lazy_failed = False
-_recorders: weakref.WeakKeyDictionary[MeterProvider, CallRecorder] = weakref.WeakKeyDictionary()
+_pipelines: weakref.WeakKeyDictionary[MeterProvider, tuple[CallRecorder, MigrationAnalytics]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +61,9 @@ class Telemetry:
         self.enabled = settings.enabled
         self.tracer = providers.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__)
         self.classifier = ErrorClassifier(settings.error_categories)
-        self.recorder = recorder_for(providers.meter_provider, settings)
+        self.recorder, self.analytics = _pipeline_for(providers.meter_provider, settings)
+        rollout_registry.configure(settings.rollouts)
+        set_pseudonymizer(settings.subject_key, export_raw=settings.export_subject_ids)
 
     def health(self) -> TelemetryHealth:
         """What the telemetry pipeline lost or delivered so far: nothing is lost silently."""
@@ -88,14 +96,22 @@ class Telemetry:
             meter_provider.shutdown()
 
 
-def recorder_for(meter_provider: MeterProvider, settings: Settings) -> CallRecorder:
+def _pipeline_for(
+    meter_provider: MeterProvider, settings: Settings
+) -> tuple[CallRecorder, MigrationAnalytics]:
+    """The recorder and analytics of a MeterProvider, created (with their instruments) once."""
     with _lock:
-        recorder = _recorders.get(meter_provider)
-        if recorder is None:
+        found = _pipelines.get(meter_provider)
+        if found is None:
             meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
-            recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size)
-            _recorders[meter_provider] = recorder
-        return recorder
+            analytics = MigrationAnalytics(settings.analytics, rollout_registry)
+            recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size, listeners=[analytics])
+            analytics.register_metrics(meter)
+            rollout_registry.register_metrics(meter)
+            found = _pipelines[meter_provider] = (recorder, analytics)
+        recorder, analytics = found
+        analytics.settings = settings.analytics
+        return recorder, analytics
 
 
 def active() -> Telemetry | None:

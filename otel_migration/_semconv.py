@@ -47,6 +47,39 @@ METRIC_PHASE_DURATION: Final = "migration.phase.duration"
 METRIC_TELEMETRY_DROPPED: Final = "migration.telemetry.dropped"
 METRIC_TELEMETRY_SPANS_FAILED: Final = "migration.telemetry.spans.failed"
 
+# Rollout decisions (OpenFeature-style feature-flag evaluation semantic conventions).
+FEATURE_FLAG_KEY: Final = "feature_flag.key"
+FEATURE_FLAG_RESULT_VARIANT: Final = "feature_flag.result.variant"
+FEATURE_FLAG_RESULT_REASON: Final = "feature_flag.result.reason"
+FEATURE_FLAG_PROVIDER_NAME: Final = "feature_flag.provider.name"
+FEATURE_FLAG_CONTEXT_ID: Final = "feature_flag.context.id"
+FEATURE_FLAG_EVALUATION_EVENT: Final = "feature_flag.evaluation"
+
+# Attributes of the analytics metrics.
+MIGRATION_WINDOW: Final = "migration.window"  # "1h", "24h"
+MIGRATION_STAGE: Final = "migration.adoption.stage"  # not_started, low, adopted, replaced
+MIGRATION_STATISTIC: Final = "migration.statistic"  # p50, p95, p99, mean
+MIGRATION_METRIC: Final = "migration.metric"  # latency, error_rate, cost, quality
+MIGRATION_VERDICT: Final = "migration.verdict"  # better, worse, inconclusive, no_data
+
+# Analytics metrics (observable, computed in process from every call).
+METRIC_ADOPTION_RATIO: Final = "migration.adoption.ratio"
+METRIC_ADOPTION_USERS: Final = "migration.adoption.users"
+METRIC_ADOPTION_STAGE: Final = "migration.adoption.stage"
+METRIC_ADOPTION_STALLED: Final = "migration.adoption.stalled"
+METRIC_ERROR_RATE: Final = "migration.error.rate"
+METRIC_ERROR_FREE_USERS: Final = "migration.error_free_users"
+METRIC_ERROR_SPIKE: Final = "migration.error.spike"
+METRIC_PERFORMANCE_DURATION: Final = "migration.performance.duration"
+METRIC_PERFORMANCE_IMPROVEMENT: Final = "migration.performance.improvement"
+METRIC_VERDICT: Final = "migration.verdict"
+METRIC_SAMPLE_RATIO_MISMATCH: Final = "migration.sample_ratio_mismatch"
+METRIC_ROLLOUT_PERCENT: Final = "migration.rollout.percent"
+METRIC_ROLLOUT_DECISIONS: Final = "migration.rollout.decisions"
+METRIC_ROLLOUT_ROLLED_BACK: Final = "migration.rollout.rolled_back"
+METRIC_ROLLBACKS: Final = "migration.rollbacks"
+METRIC_GUARD_TRIGGERED: Final = "migration.guard.triggered"
+
 # Bucket advice for durations in seconds: from sub-millisecond code paths up to minute-long LLM
 # pipelines, the range a migrated operation realistically spans.
 DURATION_BUCKETS: Final = (

@@ -8,6 +8,8 @@ behind. Called again, it replaces the previous configuration (its targets are un
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -15,13 +17,15 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from . import _runtime
+from ._analytics import Guard
 from ._config import load_settings
 from ._errors import ConfigError
 from ._pipeline import build_providers
 from ._runtime import Telemetry
+from ._snapshot import Snapshot, Verdict
 from ._targets import TargetInstaller, check_targets
 
-__all__ = ["configure", "force_flush", "shutdown"]
+__all__ = ["configure", "force_flush", "guard", "shutdown", "snapshot"]
 
 _installers: dict[int, TargetInstaller] = {}
 
@@ -128,3 +132,40 @@ def shutdown() -> None:
     if telemetry is not None:
         _uninstall(telemetry)
         telemetry.shutdown()
+
+
+def snapshot() -> Snapshot:
+    """Adoption, errors, performance and verdicts per migration, evaluated now from every call so far.
+
+    For a health check or a deploy script to gate on. Without any configuration (nothing recorded)
+    it is empty.
+    """
+    telemetry = _runtime.active()
+    if telemetry is None:
+        return Snapshot(taken_at=time.time(), migrations={})
+    telemetry.recorder.drain()
+    return telemetry.analytics.evaluate()
+
+
+def guard(
+    callback: Callable[[Verdict], object],
+    *,
+    metric: str = "latency",
+    consecutive: int = 3,
+    migration: str | None = None,
+    operation: str | None = None,
+) -> None:
+    """Call ``callback(verdict)`` when ``metric`` is judged worse ``consecutive`` evaluations in a row.
+
+    For example, roll back on a sustained latency regression::
+
+        otel_migration.guard(lambda v: otel_migration.kill_rollout(v.migration, v.reason))
+    """
+    if consecutive < 1:
+        raise ValueError(f"guard(): consecutive must be at least 1, got {consecutive!r}")
+    if metric not in ("latency", "error_rate"):
+        raise ValueError(f"guard(): metric must be 'latency' or 'error_rate', got {metric!r}")
+    telemetry = _runtime.active()
+    if telemetry is None:
+        raise RuntimeError("guard(): call otel_migration.configure() first")
+    telemetry.analytics.add_guard(Guard(callback, metric, consecutive, migration, operation))

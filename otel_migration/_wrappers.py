@@ -25,7 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import _runtime
 from . import _semconv as sc
 from ._categories import error_type
-from ._context import Scope, current_scope, scope_context
+from ._context import Scope, current_scope, current_subject, scope_context
 from ._recorder import CallRecord
 
 __all__ = ["ActiveCall", "CallSpec", "make_wrapper", "start_call"]
@@ -202,7 +202,7 @@ def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | 
         parent = current_scope(parent_ctx)
         if spec is not None:
             migration = spec.migration or telemetry.settings.migration
-            scope = spec.scope(migration, parent.subject if parent else None)
+            scope = spec.scope(migration, current_subject(parent_ctx))
             span = _start_span(telemetry, spec.operation, parent_ctx, spec.attributes(migration))
             kind = KIND_CALL
         elif parent is None:

@@ -1,0 +1,644 @@
+"""Migration analytics: adoption, errors, performance and verdicts per migration and version.
+
+A :class:`CallListener` fed by the call recorder with every finished call (sampled or not), off
+the call path. Memory is bounded whatever the traffic: per migration and version, time-bucketed
+counters and HyperLogLog sketches (5-minute buckets for the last hour, hourly for the last day);
+per operation and version, a ring of the most recent durations. A million distinct users cost
+the same as ten.
+
+Evaluation (every ``evaluate_every_s`` in the background, and on demand through
+:func:`otel_migration.snapshot`) turns that state into an immutable :class:`Snapshot`; the
+observable gauges export the latest one, so metrics and the in-process view always agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from opentelemetry.metrics import Meter, Observation
+
+from . import _semconv as sc
+from ._config import AnalyticsSettings
+from ._recorder import CallRecord
+from ._rollout import RolloutRegistry
+from ._sketch import RELATIVE_ERROR, HyperLogLog
+from ._snapshot import (
+    Adoption,
+    ErrorStats,
+    Improvement,
+    LatencyStats,
+    MigrationSnapshot,
+    SampleRatio,
+    Snapshot,
+    Stage,
+    Verdict,
+    VersionAdoption,
+)
+from ._statistics import sample_ratio_mismatch
+from ._subjects import subject_hash
+from ._verdicts import adjust, error_rate_verdict, latency_verdict
+
+__all__ = ["Guard", "MigrationAnalytics"]
+
+_logger = logging.getLogger(__name__)
+
+SHORT_BUCKET_S: Final = 300  # 12 x 5 minutes = the last hour
+SHORT_BUCKETS: Final = 12
+LONG_BUCKET_S: Final = 3600  # 24 x 1 hour = the last day
+LONG_BUCKETS: Final = 24
+SRM_MIN_USERS: Final = 100
+SRM_ALPHA: Final = 0.001
+
+
+class _Window:
+    """A ring of fixed-width time buckets: requests, errors, users and users with errors per bucket."""
+
+    def __init__(self, width_s: int, count: int) -> None:
+        self.width, self.count = width_s, count
+        self.ids = np.full(count, -1, dtype=np.int64)
+        self.requests = np.zeros(count, dtype=np.int64)
+        self.errors = np.zeros(count, dtype=np.int64)
+        # Sketches are allocated on first use: operation-level windows never hold users.
+        self.users: list[HyperLogLog | None] = [None] * count
+        self.error_users: list[HyperLogLog | None] = [None] * count
+        self.categories: list[dict[str, int]] = [{} for _ in range(count)]
+
+    def add(self, t: float, user: int | None, category: str | None) -> None:
+        bucket = int(t // self.width)
+        slot = bucket % self.count
+        if self.ids[slot] != bucket:
+            if self.ids[slot] > bucket:
+                return  # older than the window: it already rolled past this call
+            self.ids[slot] = bucket
+            self.requests[slot] = self.errors[slot] = 0
+            for sketches in (self.users, self.error_users):
+                sketch = sketches[slot]
+                if sketch is not None:
+                    sketch.clear()
+            self.categories[slot] = {}
+        self.requests[slot] += 1
+        if user is not None:
+            self._sketch(self.users, slot).add(user)
+        if category is not None:
+            self.errors[slot] += 1
+            self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
+            if user is not None:
+                self._sketch(self.error_users, slot).add(user)
+
+    @staticmethod
+    def _sketch(sketches: list[HyperLogLog | None], slot: int) -> HyperLogLog:
+        sketch = sketches[slot]
+        if sketch is None:
+            sketch = sketches[slot] = HyperLogLog()
+        return sketch
+
+    def live(self, now: float) -> npt.NDArray[np.bool_]:
+        """Slots whose bucket lies within the window ending now."""
+        current = int(now // self.width)
+        return (self.ids > current - self.count) & (self.ids <= current)
+
+    def current_slot(self, now: float) -> int | None:
+        bucket = int(now // self.width)
+        slot = bucket % self.count
+        return slot if self.ids[slot] == bucket else None
+
+    def totals(self, now: float) -> tuple[int, int]:
+        live = self.live(now)
+        return int(self.requests[live].sum()), int(self.errors[live].sum())
+
+    def user_sketch(self, now: float, *, errors_only: bool = False) -> HyperLogLog:
+        sketches = self.error_users if errors_only else self.users
+        return HyperLogLog.union(
+            s for s, ok in zip(sketches, self.live(now), strict=True) if ok and s is not None
+        )
+
+    def category_counts(self, now: float, *, exclude_slot: int | None = None) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for slot in np.flatnonzero(self.live(now)):
+            if slot == exclude_slot:
+                continue
+            for category, n in self.categories[slot].items():
+                counts[category] = counts.get(category, 0) + n
+        return counts
+
+
+class _Ring:
+    """The most recent ``capacity`` durations."""
+
+    def __init__(self, capacity: int) -> None:
+        self.values = np.empty(capacity, dtype=np.float64)
+        self.size = 0
+        self.next = 0
+
+    def add(self, value: float) -> None:
+        self.values[self.next] = value
+        self.next = (self.next + 1) % self.values.size
+        self.size = min(self.size + 1, self.values.size)
+
+    def samples(self) -> npt.NDArray[np.float64]:
+        return self.values[: self.size].copy()
+
+
+@dataclass
+class _VersionState:
+    short: _Window
+    long: _Window
+
+
+@dataclass
+class _OperationState:
+    window: _Window
+    latency: _Ring
+
+
+@dataclass
+class Guard:
+    """Calls ``callback(verdict)`` when ``metric`` is judged worse ``consecutive`` evaluations in a row."""
+
+    callback: Callable[[Verdict], object]
+    metric: str = "latency"
+    consecutive: int = 3
+    migration: str | None = None
+    operation: str | None = None
+
+    def matches(self, verdict: Verdict) -> bool:
+        return (
+            verdict.metric == self.metric
+            and self.migration in (None, verdict.migration)
+            and self.operation in (None, verdict.operation)
+        )
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Order versions naturally: 1.9 before 1.10, numbers before words."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.replace("-", ".").split("."))
+
+
+def _improvement(control: float, candidate: float) -> float:
+    return (control - candidate) / control * 100 if control > 0 else 0.0
+
+
+class MigrationAnalytics:
+    """Per-migration state fed by every finished call; evaluated into snapshots."""
+
+    def __init__(
+        self, settings: AnalyticsSettings, rollouts: RolloutRegistry, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.settings = settings
+        self._rollouts = rollouts
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._versions: dict[tuple[str, str], _VersionState] = {}
+        self._operations: dict[tuple[str, str, str], _OperationState] = {}
+        self._history: dict[str, deque[tuple[float, float]]] = {}
+        self._guards: list[Guard] = []
+        self._streaks: dict[tuple[int, str, str, str, str], int] = {}
+        self.guard_triggers: dict[tuple[str, str, str], int] = {}
+        self._latest: Snapshot | None = None
+
+    # -- intake (the aggregator thread) -----------------------------------------------------------
+    def on_call(self, record: CallRecord) -> None:
+        if record.kind != "call":
+            return
+        t = record.end_time_ns / 1e9
+        user = subject_hash(record.subject) if record.subject else None
+        category = record.error_category if record.outcome == sc.OUTCOME_ERROR else None
+        with self._lock:
+            key = (record.migration, record.version)
+            state = self._versions.get(key)
+            if state is None:
+                state = self._versions[key] = _VersionState(
+                    _Window(SHORT_BUCKET_S, SHORT_BUCKETS), _Window(LONG_BUCKET_S, LONG_BUCKETS)
+                )
+            state.short.add(t, user, category)
+            state.long.add(t, user, category)
+            op_key = (record.migration, record.operation, record.version)
+            op = self._operations.get(op_key)
+            if op is None:
+                op = self._operations[op_key] = _OperationState(
+                    _Window(SHORT_BUCKET_S, SHORT_BUCKETS), _Ring(self.settings.latency_samples)
+                )
+            op.window.add(t, None, category)
+            if record.outcome == sc.OUTCOME_OK:  # failures end early: they would flatter latency
+                op.latency.add(record.duration_s)
+
+    def tick(self) -> None:
+        """Re-evaluate when the last snapshot is older than ``evaluate_every_s``."""
+        self.latest()
+
+    def add_guard(self, guard: Guard) -> None:
+        with self._lock:
+            self._guards.append(guard)
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def latest(self) -> Snapshot:
+        latest = self._latest
+        if latest is None or self._clock() - latest.taken_at >= self.settings.evaluate_every_s:
+            latest = self.evaluate()
+        return latest
+
+    def evaluate(self) -> Snapshot:
+        with self._lock:
+            now = self._clock()
+            migrations = sorted({m for m, _ in self._versions})
+            partial = {m: self._evaluate_migration(m, now) for m in migrations}
+            medians: dict[tuple[str, str, str], float] = {}
+            for (migration, operation, version), op in self._operations.items():
+                if op.latency.size:
+                    medians[(migration, operation, version)] = float(np.median(op.latency.samples()))
+            # One family for Holm: every comparison judged at this moment, across migrations.
+            judged = adjust([v for snap in partial.values() for v in snap.verdicts], self.settings, medians)
+            position, result = 0, {}
+            for migration, snap in partial.items():
+                count = len(snap.verdicts)
+                result[migration] = replace(snap, verdicts=tuple(judged[position : position + count]))
+                position += count
+            snapshot = Snapshot(taken_at=now, migrations=result)
+            self._latest = snapshot
+            due = self._guards_due(snapshot)
+        for guard, verdict in due:
+            try:
+                guard.callback(verdict)
+            except Exception:
+                _logger.exception("otel-migration: guard callback %r failed", guard.callback)
+        return snapshot
+
+    def _control_and_candidates(self, migration: str, versions: list[str]) -> tuple[str, tuple[str, ...]]:
+        rollout = self._rollouts.get(migration)
+        if rollout is not None:
+            control = rollout.spec.control
+            return control, tuple(v for v in versions if v != control) or (rollout.spec.candidate,)
+        ordered = sorted(versions, key=_version_key)
+        return ordered[0], tuple(ordered[1:])
+
+    def _evaluate_migration(self, migration: str, now: float) -> MigrationSnapshot:
+        versions = sorted(v for m, v in self._versions if m == migration)
+        control, candidates = self._control_and_candidates(migration, versions)
+        states = {v: self._versions[(migration, v)] for v in versions}
+        adoption = self._adoption(migration, now, states, control)
+        errors = tuple(self._errors(v, state, now) for v, state in states.items())
+
+        latency: list[LatencyStats] = []
+        improvements: list[Improvement] = []
+        verdicts: list[Verdict] = []
+        operations = sorted({o for m, o, _ in self._operations if m == migration})
+        for operation in operations:
+            stats: dict[str, LatencyStats] = {}
+            for version in versions:
+                op = self._operations.get((migration, operation, version))
+                if op is None or op.latency.size == 0:
+                    continue
+                samples = op.latency.samples()
+                p50, p95, p99 = (float(x) for x in np.percentile(samples, [50, 95, 99]))
+                stats[version] = LatencyStats(
+                    operation, version, int(samples.size), p50, p95, p99, float(samples.mean())
+                )
+            latency.extend(stats.values())
+            for candidate in candidates:
+                base, new = stats.get(control), stats.get(candidate)
+                if base is not None and new is not None:
+                    improvements.append(
+                        Improvement(
+                            operation,
+                            candidate,
+                            _improvement(base.mean, new.mean),
+                            _improvement(base.p50, new.p50),
+                            _improvement(base.p95, new.p95),
+                        )
+                    )
+                empty = np.empty(0)
+                op_c = self._operations.get((migration, operation, control))
+                op_t = self._operations.get((migration, operation, candidate))
+                verdicts.append(
+                    latency_verdict(
+                        migration,
+                        operation,
+                        control,
+                        candidate,
+                        op_c.latency.samples() if op_c else empty,
+                        op_t.latency.samples() if op_t else empty,
+                        self.settings,
+                    )
+                )
+                verdicts.append(
+                    error_rate_verdict(
+                        migration,
+                        operation,
+                        control,
+                        candidate,
+                        _flip(op_c.window.totals(now)) if op_c else (0, 0),
+                        _flip(op_t.window.totals(now)) if op_t else (0, 0),
+                        self.settings,
+                    )
+                )
+        return MigrationSnapshot(
+            name=migration,
+            control=control,
+            candidates=candidates,
+            adoption=adoption,
+            errors=errors,
+            latency=tuple(latency),
+            improvements=tuple(improvements),
+            verdicts=tuple(verdicts),
+            sample_ratio=self._sample_ratio(migration, states, control, candidates, now),
+        )
+
+    def _adoption(
+        self, migration: str, now: float, states: dict[str, _VersionState], control: str
+    ) -> Adoption:
+        per_version, ratios = [], {}
+        for label, attr in (("1h", "short"), ("24h", "long")):
+            sketches = {v: getattr(s, attr).user_sketch(now) for v, s in states.items()}
+            everyone = HyperLogLog.union(sketches.values()).estimate()
+            candidates = HyperLogLog.union(sk for v, sk in sketches.items() if v != control).estimate()
+            ratios[label] = candidates / everyone if everyone > 0 else 0.0
+            if label == "1h":
+                users_1h = {v: sk.estimate() for v, sk in sketches.items()}
+            else:
+                users_24h = {v: sk.estimate() for v, sk in sketches.items()}
+        for version, state in states.items():
+            per_version.append(
+                VersionAdoption(
+                    version,
+                    users_1h[version],
+                    users_24h[version],
+                    state.short.totals(now)[0],
+                    state.long.totals(now)[0],
+                )
+            )
+        ratio = ratios["24h"]
+        a = self.settings
+        stage: Stage = (
+            "replaced"
+            if ratio >= a.adoption_replaced
+            else "adopted"
+            if ratio >= a.adoption_adopted
+            else "low"
+            if ratio >= a.adoption_started
+            else "not_started"
+        )
+        history = self._history.setdefault(migration, deque(maxlen=100_000))
+        history.append((now, ratio))
+        while history and history[0][0] < now - 2 * a.stall_after_s:
+            history.popleft()
+        recent = [r for t, r in history if t >= now - a.stall_after_s]
+        covered = bool(history) and history[0][0] <= now - a.stall_after_s
+        stalled = (
+            covered
+            and stage in ("low", "adopted")
+            and bool(recent)
+            and max(recent) - min(recent) < a.stall_epsilon
+        )
+        return Adoption(ratios["1h"], ratios["24h"], stage, stalled, tuple(per_version))
+
+    def _errors(self, version: str, state: _VersionState, now: float) -> ErrorStats:
+        requests, errors = state.short.totals(now)
+        users = state.short.user_sketch(now).estimate()
+        error_users = min(state.short.user_sketch(now, errors_only=True).estimate(), users)
+        categories = state.short.category_counts(now)
+        spikes = []
+        current = state.short.current_slot(now)
+        if current is not None:
+            recent_requests = int(state.short.requests[current])
+            recent = state.short.categories[current]
+            baseline = state.short.category_counts(now, exclude_slot=current)
+            baseline_requests = requests - recent_requests
+            for category, count in recent.items():
+                if count < self.settings.spike_min_errors or recent_requests == 0:
+                    continue
+                recent_rate = count / recent_requests
+                base_rate = baseline.get(category, 0) / baseline_requests if baseline_requests else 0.0
+                if base_rate == 0 or recent_rate >= self.settings.spike_factor * base_rate:
+                    spikes.append(category)
+        return ErrorStats(
+            version=version,
+            requests=requests,
+            errors=errors,
+            error_rate=errors / requests if requests else 0.0,
+            error_free_user_rate=1 - error_users / users if users > 0 else 1.0,
+            categories=categories,
+            spikes=tuple(sorted(spikes)),
+        )
+
+    def _sample_ratio(
+        self,
+        migration: str,
+        states: dict[str, _VersionState],
+        control: str,
+        candidates: tuple[str, ...],
+        now: float,
+    ) -> SampleRatio | None:
+        rollout = self._rollouts.get(migration)
+        if rollout is None or rollout.killed or not 0 < rollout.percent < 100 or len(candidates) != 1:
+            return None
+        users = {v: s.short.user_sketch(now).estimate() for v, s in states.items()}
+        observed_control, observed_candidate = users.get(control, 0.0), users.get(candidates[0], 0.0)
+        total = observed_control + observed_candidate
+        if total < SRM_MIN_USERS:
+            return None
+        expected = rollout.percent / 100
+        result = sample_ratio_mismatch(
+            [round(observed_control), round(observed_candidate)], [1 - expected, expected]
+        )
+        share = observed_candidate / total
+        # Counts come from sketches: only a deviation beyond their error can be a mismatch.
+        mismatch = result.p_value < SRM_ALPHA and abs(share - expected) > 3 * RELATIVE_ERROR * max(
+            share, 0.01
+        )
+        return SampleRatio(expected, share, total, result.p_value, mismatch)
+
+    def _guards_due(self, snapshot: Snapshot) -> list[tuple[Guard, Verdict]]:
+        due = []
+        for index, guard in enumerate(self._guards):
+            for verdict in snapshot.verdicts():
+                if not guard.matches(verdict):
+                    continue
+                key = (index, verdict.migration, verdict.operation, verdict.metric, verdict.candidate)
+                streak = self._streaks.get(key, 0) + 1 if verdict.state == "worse" else 0
+                if streak >= guard.consecutive:
+                    due.append((guard, verdict))
+                    trigger = (verdict.migration, verdict.operation, verdict.metric)
+                    self.guard_triggers[trigger] = self.guard_triggers.get(trigger, 0) + 1
+                    streak = 0
+                self._streaks[key] = streak
+        return due
+
+    # -- metrics ----------------------------------------------------------------------------------
+    def register_metrics(self, meter: Meter) -> None:
+        def gauge(
+            name: str, unit: str, description: str, observe: Callable[[Snapshot], Iterable[Observation]]
+        ) -> None:
+            meter.create_observable_gauge(
+                name, [lambda options: list(observe(self.latest()))], unit=unit, description=description
+            )
+
+        gauge(sc.METRIC_ADOPTION_RATIO, "1", "Candidate's share of unique users.", _observe_ratio)
+        gauge(sc.METRIC_ADOPTION_USERS, "{user}", "Unique users per version (HyperLogLog).", _observe_users)
+        gauge(sc.METRIC_ADOPTION_STAGE, "1", "1 for the migration's current adoption stage.", _observe_stage)
+        gauge(sc.METRIC_ADOPTION_STALLED, "1", "1 while adoption has not moved.", _observe_stalled)
+        gauge(sc.METRIC_ERROR_RATE, "1", "Errors per call over the last hour.", _observe_error_rate)
+        gauge(
+            sc.METRIC_ERROR_FREE_USERS,
+            "1",
+            "Share of users without an error in the last hour.",
+            _observe_error_free,
+        )
+        gauge(sc.METRIC_ERROR_SPIKE, "1", "1 while an error category spikes.", _observe_spikes)
+        gauge(
+            sc.METRIC_PERFORMANCE_DURATION,
+            "s",
+            "Duration percentiles and mean of recent calls.",
+            _observe_latency,
+        )
+        gauge(
+            sc.METRIC_PERFORMANCE_IMPROVEMENT,
+            "%",
+            "Candidate's improvement over the control (negative: slower).",
+            _observe_improvement,
+        )
+        gauge(sc.METRIC_VERDICT, "1", "1 better, -1 worse, 0 inconclusive or no data.", _observe_verdicts)
+        gauge(
+            sc.METRIC_SAMPLE_RATIO_MISMATCH,
+            "1",
+            "1 when the users' split is not the rollout's.",
+            _observe_srm,
+        )
+        meter.create_observable_counter(
+            sc.METRIC_GUARD_TRIGGERED,
+            [lambda options: self._observe_guards()],
+            unit="{trigger}",
+            description="Times a guard called its callback (e.g. a rollback) on repeated worse verdicts.",
+        )
+
+    def _observe_guards(self) -> list[Observation]:
+        return [
+            Observation(n, {sc.MIGRATION_NAME: m, sc.MIGRATION_OPERATION: o, sc.MIGRATION_METRIC: metric})
+            for (m, o, metric), n in list(self.guard_triggers.items())
+        ]
+
+
+def _flip(totals: tuple[int, int]) -> tuple[int, int]:
+    """(requests, errors) -> (errors, requests)."""
+    return totals[1], totals[0]
+
+
+def _observe_ratio(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        yield Observation(m.adoption.ratio_1h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "1h"})
+        yield Observation(m.adoption.ratio_24h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "24h"})
+
+
+def _observe_users(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for v in m.adoption.versions:
+            yield Observation(
+                round(v.users_1h),
+                {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "1h"},
+            )
+            yield Observation(
+                round(v.users_24h),
+                {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "24h"},
+            )
+
+
+def _observe_stage(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for stage in ("not_started", "low", "adopted", "replaced"):
+            yield Observation(
+                int(m.adoption.stage == stage), {sc.MIGRATION_NAME: m.name, sc.MIGRATION_STAGE: stage}
+            )
+
+
+def _observe_stalled(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        yield Observation(int(m.adoption.stalled), {sc.MIGRATION_NAME: m.name})
+
+
+def _observe_error_rate(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for e in m.errors:
+            yield Observation(e.error_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version})
+
+
+def _observe_error_free(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for e in m.errors:
+            yield Observation(
+                e.error_free_user_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version}
+            )
+
+
+def _observe_spikes(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for e in m.errors:
+            for category in e.categories:
+                yield Observation(
+                    int(category in e.spikes),
+                    {
+                        sc.MIGRATION_NAME: m.name,
+                        sc.MIGRATION_VERSION: e.version,
+                        sc.MIGRATION_ERROR_CATEGORY: category,
+                    },
+                )
+
+
+def _observe_latency(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for stats in m.latency:
+            base = {
+                sc.MIGRATION_NAME: m.name,
+                sc.MIGRATION_OPERATION: stats.operation,
+                sc.MIGRATION_VERSION: stats.version,
+            }
+            for statistic, value in (
+                ("p50", stats.p50),
+                ("p95", stats.p95),
+                ("p99", stats.p99),
+                ("mean", stats.mean),
+            ):
+                yield Observation(value, {**base, sc.MIGRATION_STATISTIC: statistic})
+
+
+def _observe_improvement(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for imp in m.improvements:
+            base = {
+                sc.MIGRATION_NAME: m.name,
+                sc.MIGRATION_OPERATION: imp.operation,
+                sc.MIGRATION_VERSION: imp.version,
+            }
+            for statistic, value in (("mean", imp.mean_pct), ("p50", imp.p50_pct), ("p95", imp.p95_pct)):
+                if math.isfinite(value):
+                    yield Observation(value, {**base, sc.MIGRATION_STATISTIC: statistic})
+
+
+_VERDICT_VALUE: Final = {"better": 1, "worse": -1, "inconclusive": 0, "no_data": 0}
+
+
+def _observe_verdicts(s: Snapshot) -> Iterable[Observation]:
+    for v in s.verdicts():
+        yield Observation(
+            _VERDICT_VALUE[v.state],
+            {
+                sc.MIGRATION_NAME: v.migration,
+                sc.MIGRATION_OPERATION: v.operation,
+                sc.MIGRATION_VERSION: v.candidate,
+                sc.MIGRATION_METRIC: v.metric,
+                sc.MIGRATION_VERDICT: v.state,
+            },
+        )
+
+
+def _observe_srm(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        if m.sample_ratio is not None:
+            yield Observation(int(m.sample_ratio.mismatch), {sc.MIGRATION_NAME: m.name})
