@@ -180,7 +180,7 @@ def test_verdicts_better_worse_inconclusive_with_reasons() -> None:
 
 def test_small_samples_are_inconclusive_and_missing_versions_no_data() -> None:
     a = analytics(Clock(), min_samples=30)
-    for i in range(10):
+    for _i in range(10):
         a.on_call(record("m", "tiny", "1.0", 0.001, T0 - 1))
         a.on_call(record("m", "tiny", "2.0", 1.0, T0 - 1))  # 1000x slower, but only 10 calls
         a.on_call(record("m", "only-v1", "1.0", 0.001, T0 - 1))
