@@ -17,6 +17,7 @@ and phase, exported over OTLP to any backend::
 from ._config import AnalyticsSettings, RolloutSpec, Settings, TargetSpec, load_settings
 from ._context import Scope, current_scope
 from ._errors import ConfigError
+from ._experiment import ExperimentResult, experiment
 from ._instrumentor import MigrationInstrumentor
 from ._recorder import CallListener, CallRecord
 from ._rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
@@ -69,6 +70,9 @@ __all__ = [
     "rollout",
     "set_rollout",
     "subject",
+    # shadow runs
+    "ExperimentResult",
+    "experiment",
     # analytics
     "Adoption",
     "ErrorStats",

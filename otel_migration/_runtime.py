@@ -5,31 +5,31 @@ Wrappers look it up at call time, not at decoration time, so functions decorated
 was never called but the application installed real global providers itself, we attach to those
 with settings from the environment and config file; when nothing is set up, calls pass through.
 
-One :class:`CallRecorder` (and one :class:`MigrationAnalytics` fed by it) per MeterProvider, for
-the provider's lifetime: counters are cumulative and instruments registered once, so reconfiguring
-never resets them (a reset looks like a counter restart to every backend) nor registers a
-duplicate instrument.
+What processes the calls (the recorder and the analytics it feeds) is assembled by
+:mod:`otel_migration._processing`, which installs itself as :data:`assemble` on import: this
+module sits below the features (rollouts, experiments, analytics) that build on versioned calls,
+so it must not import them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry.metrics import MeterProvider
 
 from . import _semconv as sc
-from ._analytics import MigrationAnalytics
 from ._categories import ErrorClassifier
 from ._config import Settings
 from ._pipeline import Providers, global_meter_provider, global_tracer_provider
 from ._recorder import CallRecorder
-from ._rollout import registry as rollout_registry
-from ._subjects import set_pseudonymizer
 from .version import __version__
+
+if TYPE_CHECKING:
+    from ._analytics import MigrationAnalytics
 
 __all__ = ["Telemetry", "TelemetryHealth", "active", "set_active"]
 
@@ -38,9 +38,8 @@ _logger = logging.getLogger(__name__)
 _lock: Final = threading.RLock()
 _active: Telemetry | None = None
 _lazy_failed = False
-_pipelines: weakref.WeakKeyDictionary[MeterProvider, tuple[CallRecorder, MigrationAnalytics]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Builds (once per MeterProvider) the recorder and the analytics it feeds; set by _processing.
+assemble: Callable[[MeterProvider, Settings], tuple[CallRecorder, MigrationAnalytics]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +60,9 @@ class Telemetry:
         self.enabled = settings.enabled
         self.tracer = providers.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__)
         self.classifier = ErrorClassifier(settings.error_categories)
-        self.recorder, self.analytics = _pipeline_for(providers.meter_provider, settings)
-        rollout_registry.configure(settings.rollouts)
-        set_pseudonymizer(settings.subject_key, export_raw=settings.export_subject_ids)
+        if assemble is None:
+            raise RuntimeError("otel_migration._processing was not imported")
+        self.recorder, self.analytics = assemble(providers.meter_provider, settings)
 
     def health(self) -> TelemetryHealth:
         """What the telemetry pipeline lost or delivered so far: nothing is lost silently."""
@@ -94,24 +93,6 @@ class Telemetry:
         if meter_provider is not None and all(meter_provider is not other for other in keep):
             self.recorder.shutdown()
             meter_provider.shutdown()
-
-
-def _pipeline_for(
-    meter_provider: MeterProvider, settings: Settings
-) -> tuple[CallRecorder, MigrationAnalytics]:
-    """The recorder and analytics of a MeterProvider, created (with their instruments) once."""
-    with _lock:
-        found = _pipelines.get(meter_provider)
-        if found is None:
-            meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
-            analytics = MigrationAnalytics(settings.analytics, rollout_registry)
-            recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size, listeners=[analytics])
-            analytics.register_metrics(meter)
-            rollout_registry.register_metrics(meter)
-            found = _pipelines[meter_provider] = (recorder, analytics)
-        recorder, analytics = found
-        analytics.settings = settings.analytics
-        return recorder, analytics
 
 
 def active() -> Telemetry | None:

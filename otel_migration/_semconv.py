@@ -62,6 +62,14 @@ MIGRATION_STATISTIC: Final = "migration.statistic"  # p50, p95, p99, mean
 MIGRATION_METRIC: Final = "migration.metric"  # latency, error_rate, cost, quality
 MIGRATION_VERDICT: Final = "migration.verdict"  # better, worse, inconclusive, no_data
 
+# Experiments (shadow runs).
+MIGRATION_EXPERIMENT: Final = "migration.experiment.name"
+MIGRATION_EXPERIMENT_OUTCOME: Final = "migration.experiment.outcome"
+MIGRATION_EXPERIMENT_CONTROL_VALUE: Final = "migration.experiment.control.value"
+MIGRATION_EXPERIMENT_CANDIDATE_VALUE: Final = "migration.experiment.candidate.value"
+METRIC_EXPERIMENT_RUNS: Final = "migration.experiment.runs"
+METRIC_EXPERIMENT_CPU_TIME: Final = "migration.experiment.cpu_time"
+
 # Analytics metrics (observable, computed in process from every call).
 METRIC_ADOPTION_RATIO: Final = "migration.adoption.ratio"
 METRIC_ADOPTION_USERS: Final = "migration.adoption.users"

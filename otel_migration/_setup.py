@@ -16,7 +16,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from . import _runtime
+from . import _processing, _runtime  # noqa: F401  (_processing installs the call pipeline)
 from ._analytics import Guard
 from ._config import load_settings
 from ._errors import ConfigError
