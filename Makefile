@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit collector bench load constraints collector-config clean
+.PHONY: install demo test lint typecheck unit collector promtool bench load constraints collector-config clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
@@ -31,10 +31,17 @@ typecheck: install
 collector:
 	bash collector_config/build.sh
 
+# promtool checks and unit-tests the alert rules: Debian's `prometheus` package (needs root or sudo).
+promtool:
+	@command -v promtool >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@promtool --version | head -1
+
 unit: install
 	$(PY) -m pytest
 
-test: lint typecheck collector unit
+test: lint typecheck collector promtool unit
 
 bench: install
 	$(PY) benchmarks/call_overhead.py

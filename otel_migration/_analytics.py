@@ -633,7 +633,6 @@ def _observe_verdicts(s: Snapshot) -> Iterable[Observation]:
                 sc.MIGRATION_OPERATION: v.operation,
                 sc.MIGRATION_VERSION: v.candidate,
                 sc.MIGRATION_METRIC: v.metric,
-                sc.MIGRATION_VERDICT: v.state,
             },
         )
 

@@ -1,0 +1,91 @@
+"""A whole migration, simulated over a day: the adoption curve, the verdicts and the error spike.
+
+2,000 users, a rollout ramping from 0 % to 100 % over 24 hours (sticky: a user never goes back),
+2.0 slower than 1.0 on `search` and faster on `checkout`, and a burst of network errors on 2.0 in
+hour 20. Time is simulated (the analytics take a clock), every number is checked against what the
+simulation knows to be true.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import numpy as np
+
+from otel_migration import CallRecord, rollout, set_rollout
+from otel_migration._analytics import MigrationAnalytics
+from otel_migration._config import AnalyticsSettings
+from otel_migration._rollout import registry
+from otel_migration._subjects import pseudonymize
+
+T0 = 1_800_000_000.0
+USERS = [f"user-{i}" for i in range(2000)]
+RAMP = [0, 0, 1, 2, 5, 5, 10, 10, 20, 20, 30, 40, 50, 50, 60, 70, 80, 80, 90, 90, 95, 100, 100, 100]
+
+
+def test_a_day_of_migration() -> None:
+    name = f"checkout-{uuid.uuid4().hex[:6]}"
+    clock = [T0]
+    analytics = MigrationAnalytics(AnalyticsSettings(stall_after_s=7200.0), registry, lambda: clock[0])
+    rng = np.random.default_rng(11)
+    hourly = []
+    for hour, percent in enumerate(RAMP):
+        set_rollout(name, percent=percent)
+        expected_on_v2 = 0
+        for i, user in enumerate(USERS):
+            version = rollout(name, user)
+            expected_on_v2 += version == "2.0"
+            offset = i * 1.8  # users spread over the hour
+            at = T0 + hour * 3600 + offset
+            for operation, slower in (("search", 1.3), ("checkout", 0.7)):
+                base = float(rng.lognormal(-3.5, 0.25))
+                duration = base * slower if version == "2.0" else base
+                error = None
+                burst = hour == 20 and version == "2.0" and operation == "checkout" and offset >= 3300
+                if burst and i % 4 == 0:
+                    error = "network"  # 2.0's network errors in the last 5 minutes of hour 20
+                analytics.on_call(
+                    CallRecord(
+                        "call",
+                        name,
+                        operation,
+                        version,
+                        None,
+                        "error" if error else "ok",
+                        duration,
+                        int(at * 1e9),
+                        "ConnectionError" if error else None,
+                        error,
+                        pseudonymize(user),
+                    )
+                )
+        clock[0] = T0 + hour * 3600 + 3599
+        snapshot = analytics.evaluate().migrations[name]
+        hourly.append((percent, expected_on_v2 / len(USERS), snapshot))
+
+    # Adoption follows the ramp: the 1 h ratio is the share of users the rollout put on 2.0.
+    for percent, true_share, snap in hourly:
+        assert abs(snap.adoption.ratio_1h - true_share) < 0.04, (percent, true_share, snap.adoption.ratio_1h)
+    ratios = [snap.adoption.ratio_1h for _, _, snap in hourly]
+    assert all(b >= a - 0.03 for a, b in itertools.pairwise(ratios))  # never goes back
+    stages = [snap.adoption.stage for _, _, snap in hourly]
+    assert stages[0] == "not_started" and stages[-1] == "replaced"
+    assert stages.index("low") < stages.index("adopted") < stages.index("replaced")
+
+    # Mid-way (both versions well populated) the verdicts are right for both operations.
+    _, _, mid = hourly[12]
+    verdicts = {(v.operation, v.metric): v for v in mid.verdicts}
+    assert verdicts[("search", "latency")].state == "worse"
+    assert verdicts[("checkout", "latency")].state == "better"
+    assert verdicts[("search", "error_rate")].state in ("inconclusive", "no_data")
+    improvements = {i.operation: i for i in mid.improvements}
+    assert -40 < improvements["search"].p50_pct < -20  # 2.0 is ~30 % slower
+    assert 20 < improvements["checkout"].p50_pct < 40  # and ~30 % faster
+
+    # The spike: network errors on 2.0 in hour 20, and only then.
+    for hour, (_, _, snap) in enumerate(hourly):
+        spikes = {e.version: e.spikes for e in snap.errors}
+        assert spikes.get("2.0", ()) == (("network",) if hour == 20 else ()), hour
+        assert spikes.get("1.0", ()) == ()
+    assert hourly[20][2].adoption.stalled is False
