@@ -70,9 +70,10 @@ class _Window:
         # Sketches are allocated on first use: operation-level windows never hold users.
         self.users: list[HyperLogLog | None] = [None] * count
         self.error_users: list[HyperLogLog | None] = [None] * count
+        self.sessions: list[HyperLogLog | None] = [None] * count
         self.categories: list[dict[str, int]] = [{} for _ in range(count)]
 
-    def add(self, t: float, user: int | None, category: str | None) -> None:
+    def add(self, t: float, user: int | None, category: str | None, session: int | None = None) -> None:
         bucket = int(t // self.width)
         slot = bucket % self.count
         if self.ids[slot] != bucket:
@@ -80,7 +81,7 @@ class _Window:
                 return  # older than the window: it already rolled past this call
             self.ids[slot] = bucket
             self.requests[slot] = self.errors[slot] = 0
-            for sketches in (self.users, self.error_users):
+            for sketches in (self.users, self.error_users, self.sessions):
                 sketch = sketches[slot]
                 if sketch is not None:
                     sketch.clear()
@@ -88,6 +89,8 @@ class _Window:
         self.requests[slot] += 1
         if user is not None:
             self._sketch(self.users, slot).add(user)
+        if session is not None:
+            self._sketch(self.sessions, slot).add(session)
         if category is not None:
             self.errors[slot] += 1
             self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
@@ -115,8 +118,8 @@ class _Window:
         live = self.live(now)
         return int(self.requests[live].sum()), int(self.errors[live].sum())
 
-    def user_sketch(self, now: float, *, errors_only: bool = False) -> HyperLogLog:
-        sketches = self.error_users if errors_only else self.users
+    def user_sketch(self, now: float, *, errors_only: bool = False, sessions: bool = False) -> HyperLogLog:
+        sketches = self.sessions if sessions else self.error_users if errors_only else self.users
         return HyperLogLog.union(
             s for s, ok in zip(sketches, self.live(now), strict=True) if ok and s is not None
         )
@@ -211,6 +214,7 @@ class MigrationAnalytics:
             return
         t = record.end_time_ns / 1e9
         user = subject_hash(record.subject) if record.subject else None
+        session = subject_hash(record.session) if record.session else None
         category = record.error_category if record.outcome == sc.OUTCOME_ERROR else None
         with self._lock:
             key = (record.migration, record.version)
@@ -219,8 +223,8 @@ class MigrationAnalytics:
                 state = self._versions[key] = _VersionState(
                     _Window(SHORT_BUCKET_S, SHORT_BUCKETS), _Window(LONG_BUCKET_S, LONG_BUCKETS)
                 )
-            state.short.add(t, user, category)
-            state.long.add(t, user, category)
+            state.short.add(t, user, category, session)
+            state.long.add(t, user, category, session)
             op_key = (record.migration, record.operation, record.version)
             op = self._operations.get(op_key)
             if op is None:
@@ -373,6 +377,8 @@ class MigrationAnalytics:
                     users_24h[version],
                     state.short.totals(now)[0],
                     state.long.totals(now)[0],
+                    state.short.user_sketch(now, sessions=True).estimate(),
+                    state.long.user_sketch(now, sessions=True).estimate(),
                 )
             )
         ratio = ratios["24h"]
@@ -483,6 +489,12 @@ class MigrationAnalytics:
 
         gauge(sc.METRIC_ADOPTION_RATIO, "1", "Candidate's share of unique users.", _observe_ratio)
         gauge(sc.METRIC_ADOPTION_USERS, "{user}", "Unique users per version (HyperLogLog).", _observe_users)
+        gauge(
+            sc.METRIC_ADOPTION_SESSIONS,
+            "{session}",
+            "Unique sessions per version (HyperLogLog).",
+            _observe_sessions,
+        )
         gauge(sc.METRIC_ADOPTION_STAGE, "1", "1 for the migration's current adoption stage.", _observe_stage)
         gauge(sc.METRIC_ADOPTION_STALLED, "1", "1 while adoption has not moved.", _observe_stalled)
         gauge(sc.METRIC_ERROR_RATE, "1", "Errors per call over the last hour.", _observe_error_rate)
@@ -548,6 +560,18 @@ def _observe_users(s: Snapshot) -> Iterable[Observation]:
                 round(v.users_24h),
                 {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "24h"},
             )
+
+
+def _observe_sessions(s: Snapshot) -> Iterable[Observation]:
+    for m in s.migrations.values():
+        for v in m.adoption.versions:
+            for window, value in (("1h", v.sessions_1h), ("24h", v.sessions_24h)):
+                attrs = {
+                    sc.MIGRATION_NAME: m.name,
+                    sc.MIGRATION_VERSION: v.version,
+                    sc.MIGRATION_WINDOW: window,
+                }
+                yield Observation(round(value), attrs)
 
 
 def _observe_stage(s: Snapshot) -> Iterable[Observation]:

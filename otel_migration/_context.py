@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from opentelemetry import context as otel_context
 
-__all__ = ["Scope", "current_scope", "current_subject", "scope_context", "subject_context"]
+__all__ = ["Scope", "Subject", "current_scope", "current_subject", "scope_context", "subject_context"]
 
 _SCOPE_KEY = otel_context.create_key("otel_migration.scope")
 _SUBJECT_KEY = otel_context.create_key("otel_migration.subject")
@@ -27,8 +27,9 @@ class Scope:
     operation: str
     version: str
     phase: str | None = None
-    #: Pseudonymised id of the user or session the call serves (set by a rollout decision).
+    #: Pseudonymised ids of the user and the session the call serves (see otel_migration.subject).
     subject: str | None = None
+    session: str | None = None
 
     def with_phase(self, phase: str) -> Scope:
         return replace(self, phase=phase)
@@ -45,11 +46,19 @@ def scope_context(scope: Scope, ctx: otel_context.Context | None = None) -> otel
     return otel_context.set_value(_SCOPE_KEY, scope, ctx)
 
 
-def current_subject(ctx: otel_context.Context | None = None) -> str | None:
-    """The (pseudonymised) subject set by :func:`otel_migration.subject` or a rollout router, if any."""
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who a call serves, pseudonymised: a user and, optionally, one of their sessions."""
+
+    user: str
+    session: str | None = None
+
+
+def current_subject(ctx: otel_context.Context | None = None) -> Subject | None:
+    """The subject set by :func:`otel_migration.subject` or a rollout router, if any."""
     value = otel_context.get_value(_SUBJECT_KEY, ctx)
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, Subject) else None
 
 
-def subject_context(subject: str, ctx: otel_context.Context | None = None) -> otel_context.Context:
+def subject_context(subject: Subject, ctx: otel_context.Context | None = None) -> otel_context.Context:
     return otel_context.set_value(_SUBJECT_KEY, subject, ctx)

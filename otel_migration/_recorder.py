@@ -52,6 +52,7 @@ class CallRecord:
     error_type: str | None = None
     error_category: str | None = None
     subject: str | None = None
+    session: str | None = None
 
 
 class CallListener(Protocol):

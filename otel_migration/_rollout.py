@@ -28,7 +28,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import _semconv as sc
 from ._config import RolloutSpec
-from ._context import subject_context
+from ._context import Subject, subject_context
 from ._subjects import pseudonymize
 from ._versioned import versioned
 
@@ -372,7 +372,7 @@ class Router:
         implementation, decision = self._choose(args, kwargs)
         if self._async:
             return self._call_async(implementation, decision, args, kwargs)
-        token = otel_context.attach(subject_context(decision.subject))
+        token = otel_context.attach(subject_context(Subject(decision.subject)))
         try:
             return implementation(*args, **kwargs)
         finally:
@@ -385,7 +385,7 @@ class Router:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        token = otel_context.attach(subject_context(decision.subject))
+        token = otel_context.attach(subject_context(Subject(decision.subject)))
         try:
             return await implementation(*args, **kwargs)
         finally:

@@ -72,6 +72,7 @@ METRIC_EXPERIMENT_CPU_TIME: Final = "migration.experiment.cpu_time"
 # Analytics metrics (observable, computed in process from every call).
 METRIC_ADOPTION_RATIO: Final = "migration.adoption.ratio"
 METRIC_ADOPTION_USERS: Final = "migration.adoption.users"
+METRIC_ADOPTION_SESSIONS: Final = "migration.adoption.sessions"
 METRIC_ADOPTION_STAGE: Final = "migration.adoption.stage"
 METRIC_ADOPTION_STALLED: Final = "migration.adoption.stalled"
 METRIC_ERROR_RATE: Final = "migration.error.rate"

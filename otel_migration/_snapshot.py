@@ -33,6 +33,8 @@ class VersionAdoption:
     users_24h: float
     requests_1h: int
     requests_24h: int
+    sessions_1h: float = 0.0
+    sessions_24h: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

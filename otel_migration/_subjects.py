@@ -21,7 +21,7 @@ from types import TracebackType
 
 from opentelemetry import context as otel_context
 
-from ._context import subject_context
+from ._context import Subject, subject_context
 
 __all__ = ["Pseudonymizer", "pseudonymize", "set_pseudonymizer", "subject", "subject_hash"]
 
@@ -70,19 +70,20 @@ def subject_hash(pseudonym: str) -> int:
 
 
 class subject:
-    """Attribute the versioned calls inside to a user or session (pseudonymised), for adoption counts.
+    """Attribute the versioned calls inside to a user (and session), pseudonymised, for adoption counts.
 
-    A ``with`` block, sync or async: ``with otel_migration.subject(user.id): ...``.
+    A ``with`` block, sync or async: ``with otel_migration.subject(user.id, session=sid): ...``.
     """
 
-    def __init__(self, subject_id: object) -> None:
+    def __init__(self, subject_id: object, *, session: object = None) -> None:
         if subject_id is None or subject_id == "":
             raise ValueError(f"subject(): subject_id must be a non-empty value, got {subject_id!r}")
         self.pseudonym = pseudonymize(subject_id)
+        self.subject = Subject(self.pseudonym, pseudonymize(session) if session not in (None, "") else None)
         self._tokens: list[object] = []
 
     def __enter__(self) -> str:
-        self._tokens.append(otel_context.attach(subject_context(self.pseudonym)))
+        self._tokens.append(otel_context.attach(subject_context(self.subject)))
         return self.pseudonym
 
     def __exit__(

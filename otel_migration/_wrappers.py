@@ -25,7 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import _runtime
 from . import _semconv as sc
 from ._categories import error_type
-from ._context import Scope, current_scope, current_subject, scope_context
+from ._context import Scope, Subject, current_scope, current_subject, scope_context
 from ._recorder import CallRecord
 
 __all__ = ["ActiveCall", "CallSpec", "make_wrapper", "start_call"]
@@ -74,10 +74,10 @@ class CallSpec:
             self._attributes[migration] = attrs
         return attrs
 
-    def scope(self, migration: str, subject: str | None) -> Scope:
+    def scope(self, migration: str, subject: Subject | None) -> Scope:
         """The scope of a call; shared (it is immutable) when no subject makes it per-user."""
         if subject is not None:
-            return Scope(migration, self.operation, self.version, None, subject)
+            return Scope(migration, self.operation, self.version, None, subject.user, subject.session)
         scope = self._scopes.get(migration)
         if scope is None:
             scope = self._scopes[migration] = Scope(migration, self.operation, self.version)
@@ -153,6 +153,7 @@ class ActiveCall:
                     err_type,
                     category,
                     scope.subject,
+                    scope.session,
                 )
             )
         except Exception:

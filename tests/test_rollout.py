@@ -192,3 +192,18 @@ def test_subject_is_pseudonymised_on_call_records(harness: Harness) -> None:
         pass
     harness.telemetry.recorder.drain()
     assert seen and seen[0] not in (None, "bob@example.com") and len(seen[0]) == 16
+
+
+def test_sessions_are_counted_per_version(harness: Harness) -> None:
+    for user in range(30):
+        for session in range(3):
+            with otel_migration.subject(f"u{user}", session=f"u{user}-s{session}"):
+                with otel_migration.versioned("2.0" if user % 3 == 0 else "1.0", operation="page"):
+                    pass
+    snap = otel_migration.snapshot().migrations["default"]
+    versions = {v.version: v for v in snap.adoption.versions}
+    # HyperLogLog: at these counts two subjects can share a register (about 1 in 20 runs of 20).
+    for version, users, sessions in (("2.0", 10, 30), ("1.0", 20, 60)):
+        assert versions[version].users_1h == pytest.approx(users, abs=1.5)
+        assert versions[version].sessions_1h == pytest.approx(sessions, abs=2.5)
+        assert versions[version].requests_1h == sessions
