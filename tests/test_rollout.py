@@ -197,9 +197,12 @@ def test_subject_is_pseudonymised_on_call_records(harness: Harness) -> None:
 def test_sessions_are_counted_per_version(harness: Harness) -> None:
     for user in range(30):
         for session in range(3):
-            with otel_migration.subject(f"u{user}", session=f"u{user}-s{session}"):
-                with otel_migration.versioned("2.0" if user % 3 == 0 else "1.0", operation="page"):
-                    pass
+            version = "2.0" if user % 3 == 0 else "1.0"
+            with (
+                otel_migration.subject(f"u{user}", session=f"u{user}-s{session}"),
+                otel_migration.versioned(version, operation="page"),
+            ):
+                pass
     snap = otel_migration.snapshot().migrations["default"]
     versions = {v.version: v for v in snap.adoption.versions}
     # HyperLogLog: at these counts two subjects can share a register (about 1 in 20 runs of 20).
