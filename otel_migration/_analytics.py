@@ -446,6 +446,8 @@ class MigrationAnalytics:
         rollout = self._rollouts.get(migration)
         if rollout is None or rollout.killed or not 0 < rollout.percent < 100 or len(candidates) != 1:
             return None
+        if rollout.percent_since > now - SHORT_BUCKET_S * SHORT_BUCKETS:
+            return None  # the percent changed within the window: no single split to expect
         users = {v: s.short.user_sketch(now).estimate() for v, s in states.items()}
         observed_control, observed_candidate = users.get(control, 0.0), users.get(candidates[0], 0.0)
         total = observed_control + observed_candidate

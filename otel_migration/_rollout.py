@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -73,6 +74,9 @@ class Rollout:
 
     name: str
     spec: RolloutSpec
+    #: When the percent last changed (seconds since the epoch): a split can only be checked
+    #: against a percent that held for the whole window.
+    percent_since: float = field(default_factory=time.time)
     killed: bool = False
     kill_reason: str = ""
     rollbacks: int = 0
@@ -147,6 +151,8 @@ class RolloutRegistry:
             if candidate is not None:
                 changes["candidate"] = candidate
             if changes:
+                if changes.get("percent", state.spec.percent) != state.spec.percent:
+                    state.percent_since = time.time()
                 state.spec = replace(state.spec, **changes)
             return state
 

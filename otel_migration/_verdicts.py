@@ -25,7 +25,7 @@ __all__ = ["adjust", "error_rate_verdict", "latency_verdict"]
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3g} ms"
+    return f"{seconds * 1000:+.3g} ms"
 
 
 def latency_verdict(
@@ -105,9 +105,9 @@ def _judge(
         median = control_median or 0.0
         relative = verdict.estimate / median if median > 0 else 0.0
         effect = (
-            f"{verdict.candidate} is {'slower' if verdict.estimate > 0 else 'faster'} by "
-            f"{_ms(abs(verdict.estimate))} (95% CI {_ms(low or 0)} to {_ms(high or 0)}, "
-            f"{relative:+.1%} of {verdict.control}'s median)"
+            f"{verdict.candidate} is {'slower' if verdict.estimate > 0 else 'faster'}: shift "
+            f"{_ms(verdict.estimate)} (95% CI {_ms(low or 0)} to {_ms(high or 0)}), "
+            f"{relative:+.1%} of {verdict.control}'s median"
         )
         big_enough = abs(relative) >= settings.latency_min_effect
         threshold = f"{settings.latency_min_effect:.0%} of the median"

@@ -173,7 +173,7 @@ def test_verdicts_better_worse_inconclusive_with_reasons() -> None:
     worse = verdicts[("slower", "latency")]
     assert worse.estimate is not None and worse.low is not None and worse.high is not None
     assert 0 < worse.low <= worse.estimate <= worse.high
-    for fragment in ("worse", "slower by", "95% CI", "p=", "Holm-adjusted", f"n={n} vs {n}"):
+    for fragment in ("worse", "is slower: shift +", "95% CI", "p=", "Holm-adjusted", f"n={n} vs {n}"):
         assert fragment in worse.reason
     assert all(verdicts[(op, "error_rate")].state == "inconclusive" for op in cases)  # no errors at all
 
