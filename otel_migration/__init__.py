@@ -14,15 +14,17 @@ and phase, exported over OTLP to any backend::
         legacy_charge(order)
 """
 
+from ._budgets import BudgetEvent, BudgetExceeded
 from ._config import AnalyticsSettings, RolloutSpec, Settings, TargetSpec, load_settings
 from ._context import Scope, current_scope
 from ._errors import ConfigError
 from ._experiment import ExperimentResult, experiment
 from ._instrumentor import MigrationInstrumentor
+from ._llm import record_llm_call
 from ._recorder import CallListener, CallRecord
 from ._rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
 from ._runtime import Telemetry, TelemetryHealth
-from ._setup import configure, force_flush, guard, shutdown, snapshot
+from ._setup import configure, force_flush, guard, on_budget, shutdown, snapshot
 from ._snapshot import (
     Adoption,
     ErrorStats,
@@ -73,6 +75,11 @@ __all__ = [
     # shadow runs
     "ExperimentResult",
     "experiment",
+    # LLM calls
+    "BudgetEvent",
+    "BudgetExceeded",
+    "on_budget",
+    "record_llm_call",
     # analytics
     "Adoption",
     "ErrorStats",

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from ._budgets import BudgetSpec, parse_budgets
 from ._errors import ConfigError
+from ._pricing import normalize_model
 
 __all__ = [
     "ERROR_CATEGORIES",
@@ -128,6 +130,11 @@ class Settings:
     #: Export raw subject ids instead of pseudonyms (opt-out of pseudonymisation).
     export_subject_ids: bool = False
     rollouts: Mapping[str, RolloutSpec] = field(default_factory=dict)
+    #: A price file replacing or adding models of the shipped table (same TOML layout).
+    pricing_file: str | None = None
+    #: Model name -> tier, overriding the price table's tiers.
+    model_tiers: Mapping[str, str] = field(default_factory=dict)
+    budgets: tuple[BudgetSpec, ...] = ()
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     #: Where the configuration file was found, if any (for messages, not a setting).
     config_file: str | None = None
@@ -198,6 +205,12 @@ def _parse_percent(value: Any) -> float:
     return float(value)
 
 
+def _parse_model_tiers(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) and v for v in value.values()):
+        raise ValueError("expected a table of model name = tier name")
+    return {normalize_model(str(model)): tier for model, tier in value.items()}
+
+
 def _parse_rollouts(value: Any) -> dict[str, RolloutSpec]:
     if not isinstance(value, Mapping):
         raise ValueError("expected a table of rollout name = {percent, control, candidate, allow, deny}")
@@ -256,6 +269,9 @@ _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "subject_key": _parse_secret,
     "export_subject_ids": _parse_bool,
     "rollouts": _parse_rollouts,
+    "pricing_file": _parse_name,
+    "model_tiers": _parse_model_tiers,
+    "budgets": parse_budgets,
     "analytics": _parse_analytics,
 }
 _ENV_NAMES: Final = {
@@ -266,6 +282,7 @@ _ENV_NAMES: Final = {
     "max_queue_size": "OTEL_MIGRATION_MAX_QUEUE_SIZE",
     "subject_key": "OTEL_MIGRATION_SUBJECT_KEY",
     "export_subject_ids": "OTEL_MIGRATION_EXPORT_SUBJECT_IDS",
+    "pricing_file": "OTEL_MIGRATION_PRICING_FILE",
 }
 KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_file"}
 

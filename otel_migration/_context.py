@@ -52,6 +52,7 @@ class Subject:
 
     user: str
     session: str | None = None
+    tenant: str | None = None
 
 
 def current_subject(ctx: otel_context.Context | None = None) -> Subject | None:

@@ -18,35 +18,39 @@ from . import _semconv as sc
 from ._analytics import MigrationAnalytics
 from ._config import Settings
 from ._experiment import registry as experiment_registry
+from ._llm import LLMMetrics, budgets
 from ._recorder import CallRecorder
 from ._rollout import registry as rollout_registry
+from ._runtime import Processors
 from ._subjects import set_pseudonymizer
 from .version import __version__
 
 __all__ = ["assemble"]
 
 _lock = threading.Lock()
-_pipelines: weakref.WeakKeyDictionary[MeterProvider, tuple[CallRecorder, MigrationAnalytics]] = (
-    weakref.WeakKeyDictionary()
-)
+_pipelines: weakref.WeakKeyDictionary[MeterProvider, Processors] = weakref.WeakKeyDictionary()
 
 
-def assemble(meter_provider: MeterProvider, settings: Settings) -> tuple[CallRecorder, MigrationAnalytics]:
+def assemble(meter_provider: MeterProvider, settings: Settings) -> Processors:
     with _lock:
         found = _pipelines.get(meter_provider)
         if found is None:
             meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
             analytics = MigrationAnalytics(settings.analytics, rollout_registry)
-            recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size, listeners=[analytics])
+            llm_metrics = LLMMetrics(meter)
+            recorder = CallRecorder(
+                meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm_metrics]
+            )
             analytics.register_metrics(meter)
             rollout_registry.register_metrics(meter)
             experiment_registry.register_metrics(meter)
-            found = _pipelines[meter_provider] = (recorder, analytics)
-    recorder, analytics = found
-    analytics.settings = settings.analytics
+            budgets.register_metrics(meter)
+            found = _pipelines[meter_provider] = Processors(recorder, analytics, llm_metrics)
+    found.analytics.settings = settings.analytics
     rollout_registry.configure(settings.rollouts)
+    budgets.configure(settings.budgets)
     set_pseudonymizer(settings.subject_key, export_raw=settings.export_subject_ids)
-    return recorder, analytics
+    return found
 
 
 _runtime.assemble = assemble

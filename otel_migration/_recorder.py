@@ -184,7 +184,9 @@ class CallRecorder:
                     _logger.exception("otel-migration: failed to aggregate a call record")
 
     def _aggregate(self, record: CallRecord) -> None:
-        if record.kind == "phase":
+        if record.kind not in ("call", "phase"):
+            pass  # other records (LLM calls) are the listeners' alone
+        elif record.kind == "phase":
             phase_key = (
                 record.migration,
                 record.operation,

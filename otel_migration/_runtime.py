@@ -25,11 +25,13 @@ from . import _semconv as sc
 from ._categories import ErrorClassifier
 from ._config import Settings
 from ._pipeline import Providers, global_meter_provider, global_tracer_provider
+from ._pricing import PriceTable
 from ._recorder import CallRecorder
 from .version import __version__
 
 if TYPE_CHECKING:
     from ._analytics import MigrationAnalytics
+    from ._llm import LLMMetrics
 
 __all__ = ["Telemetry", "TelemetryHealth", "active", "set_active"]
 
@@ -38,8 +40,19 @@ _logger = logging.getLogger(__name__)
 _lock: Final = threading.RLock()
 _active: Telemetry | None = None
 _lazy_failed = False
-#: Builds (once per MeterProvider) the recorder and the analytics it feeds; set by _processing.
-assemble: Callable[[MeterProvider, Settings], tuple[CallRecorder, MigrationAnalytics]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Processors:
+    """What processes finished calls for one MeterProvider: the recorder and the listeners it feeds."""
+
+    recorder: CallRecorder
+    analytics: MigrationAnalytics
+    llm: LLMMetrics
+
+
+#: Builds (once per MeterProvider) the processors; set by _processing.
+assemble: Callable[[MeterProvider, Settings], Processors] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +73,11 @@ class Telemetry:
         self.enabled = settings.enabled
         self.tracer = providers.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__)
         self.classifier = ErrorClassifier(settings.error_categories)
+        self.prices = PriceTable.load(settings.pricing_file)
         if assemble is None:
             raise RuntimeError("otel_migration._processing was not imported")
-        self.recorder, self.analytics = assemble(providers.meter_provider, settings)
+        processors = assemble(providers.meter_provider, settings)
+        self.recorder, self.analytics, self.llm = processors.recorder, processors.analytics, processors.llm
 
     def health(self) -> TelemetryHealth:
         """What the telemetry pipeline lost or delivered so far: nothing is lost silently."""

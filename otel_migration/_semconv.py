@@ -24,6 +24,9 @@ MIGRATION_OUTCOME: Final = "migration.outcome"
 MIGRATION_ERROR_CATEGORY: Final = "migration.error.category"
 
 # LLM calls: the official gen_ai.* names, plus what no convention covers yet.
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
@@ -32,6 +35,18 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tok
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 LLM_COST: Final = "migration.llm.cost"  # USD, from the price table
 LLM_TIER: Final = "migration.llm.tier"  # haiku / sonnet / opus, small / medium / large...
+LLM_TIME_TO_FIRST_CHUNK: Final = "migration.llm.time_to_first_chunk"  # seconds, streams only
+MIGRATION_BUDGET: Final = "migration.budget"
+MIGRATION_BUDGET_PERIOD: Final = "migration.budget.period"  # daily, monthly
+
+# LLM metrics: the GenAI conventions', then ours.
+METRIC_GEN_AI_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_GEN_AI_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_GEN_AI_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_LLM_COST: Final = "migration.llm.cost"
+METRIC_LLM_CALLS: Final = "migration.llm.calls"
+METRIC_LLM_UNPRICED: Final = "migration.llm.unpriced"
+METRIC_LLM_BUDGET_UTILIZATION: Final = "migration.llm.budget.utilization"
 
 # Values of ``migration.outcome``: an exception is an error; task cancellation, KeyboardInterrupt
 # and SystemExit are "cancelled" (they say nothing about the quality of the version).

@@ -18,14 +18,16 @@ from opentelemetry.trace import TracerProvider
 
 from . import _processing, _runtime  # noqa: F401  (_processing installs the call pipeline)
 from ._analytics import Guard
+from ._budgets import BudgetEvent
 from ._config import load_settings
 from ._errors import ConfigError
+from ._llm import budgets as llm_budgets
 from ._pipeline import build_providers
 from ._runtime import Telemetry
 from ._snapshot import Snapshot, Verdict
 from ._targets import TargetInstaller, check_targets
 
-__all__ = ["configure", "force_flush", "guard", "shutdown", "snapshot"]
+__all__ = ["configure", "force_flush", "guard", "on_budget", "shutdown", "snapshot"]
 
 _installers: dict[int, TargetInstaller] = {}
 
@@ -145,6 +147,11 @@ def snapshot() -> Snapshot:
         return Snapshot(taken_at=time.time(), migrations={})
     telemetry.recorder.drain()
     return telemetry.analytics.evaluate()
+
+
+def on_budget(callback: Callable[[BudgetEvent], object]) -> None:
+    """Call ``callback(event)`` when an LLM budget crosses a threshold (once per threshold and period)."""
+    llm_budgets.on_threshold(callback)
 
 
 def guard(

@@ -75,11 +75,15 @@ class subject:
     A ``with`` block, sync or async: ``with otel_migration.subject(user.id, session=sid): ...``.
     """
 
-    def __init__(self, subject_id: object, *, session: object = None) -> None:
+    def __init__(self, subject_id: object, *, session: object = None, tenant: object = None) -> None:
         if subject_id is None or subject_id == "":
             raise ValueError(f"subject(): subject_id must be a non-empty value, got {subject_id!r}")
         self.pseudonym = pseudonymize(subject_id)
-        self.subject = Subject(self.pseudonym, pseudonymize(session) if session not in (None, "") else None)
+        self.subject = Subject(
+            self.pseudonym,
+            pseudonymize(session) if session not in (None, "") else None,
+            pseudonymize(tenant) if tenant not in (None, "") else None,
+        )
         self._tokens: list[object] = []
 
     def __enter__(self) -> str:

@@ -1,0 +1,287 @@
+"""LLM budgets: daily and monthly USD limits, threshold callbacks, and an opt-in hard stop.
+
+Spend is added synchronously when a call's cost is known (its end), under one lock, so threshold
+crossings are seen exactly once per period however many threads cross them together; callbacks
+run after the lock is released, on the thread whose call crossed the threshold. The hard stop is
+checked before a call starts: once a budget with ``hard_stop`` has reached 100 %, every new LLM
+call is refused with :class:`BudgetExceeded` until the period rolls over. Calls already in flight
+when the limit is reached still finish (their cost cannot be known before they do) and count.
+
+A budget's scope is the service, each user, or each tenant (from :func:`otel_migration.subject`).
+Per-user and per-tenant spend is kept for at most ``MAX_KEYS`` keys a period; beyond that the
+rest is pooled under one key and a warning is logged once, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from . import _semconv as sc
+
+__all__ = ["BudgetEvent", "BudgetExceeded", "BudgetSpec", "Budgets", "parse_budgets"]
+
+_logger = logging.getLogger(__name__)
+
+Period = Literal["daily", "monthly"]
+Scope = Literal["service", "user", "tenant"]
+DEFAULT_THRESHOLDS: Final = (50, 80, 90, 100)
+MAX_KEYS: Final = 100_000
+_OVERFLOW_KEY: Final = "(other)"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    name: str
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    scope: Scope = "service"
+    hard_stop: bool = False
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvent:
+    """A threshold crossed: passed to the callbacks registered with :func:`otel_migration.on_budget`."""
+
+    budget: str
+    period: Period
+    period_start: str  # "2026-11-23" or "2026-11"
+    threshold_pct: int
+    spend_usd: float
+    limit_usd: float
+    key: str | None  # the user or tenant pseudonym for per-user/tenant budgets
+
+
+class BudgetExceeded(RuntimeError):
+    """Raised before an LLM call when a hard-stop budget is spent; the call is not made."""
+
+    def __init__(
+        self, budget: str, period: Period, spend_usd: float, limit_usd: float, key: str | None
+    ) -> None:
+        self.budget, self.period, self.spend_usd, self.limit_usd, self.key = (
+            budget,
+            period,
+            spend_usd,
+            limit_usd,
+            key,
+        )
+        whose = f" for {key}" if key else ""
+        super().__init__(
+            f"LLM budget {budget!r} ({period}{whose}) is spent: ${spend_usd:.4f} of ${limit_usd:.2f}; "
+            "the call was not made"
+        )
+
+
+def _period_start(period: Period, now: dt.datetime) -> str:
+    return now.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
+
+
+@dataclass
+class _Tally:
+    period_start: str
+    spend: dict[str, float]
+    fired: set[tuple[str, int]]
+
+
+class Budgets:
+    """Every configured budget with its spend in the current day and month."""
+
+    def __init__(
+        self, specs: Iterable[BudgetSpec] = (), clock: Callable[[], dt.datetime] | None = None
+    ) -> None:
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._lock = threading.Lock()
+        self._specs: dict[str, BudgetSpec] = {}
+        self._tallies: dict[tuple[str, Period], _Tally] = {}
+        self._callbacks: list[Callable[[BudgetEvent], object]] = []
+        self._overflow_logged = False
+        self.configure(specs)
+
+    def configure(self, specs: Iterable[BudgetSpec]) -> None:
+        with self._lock:
+            self._specs = {spec.name: spec for spec in specs}
+
+    def on_threshold(self, callback: Callable[[BudgetEvent], object]) -> None:
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def _limits(self, spec: BudgetSpec) -> list[tuple[Period, float]]:
+        limits: list[tuple[Period, float]] = []
+        if spec.daily_usd is not None:
+            limits.append(("daily", spec.daily_usd))
+        if spec.monthly_usd is not None:
+            limits.append(("monthly", spec.monthly_usd))
+        return limits
+
+    def _tally(self, name: str, period: Period, now: dt.datetime) -> _Tally:
+        start = _period_start(period, now)
+        tally = self._tallies.get((name, period))
+        if tally is None or tally.period_start != start:  # a new day or month: spend and thresholds reset
+            tally = self._tallies[(name, period)] = _Tally(start, {}, set())
+        return tally
+
+    @staticmethod
+    def _key(spec: BudgetSpec, user: str | None, tenant: str | None) -> str | None:
+        if spec.scope == "user":
+            return user
+        if spec.scope == "tenant":
+            return tenant
+        return ""
+
+    def check(self, *, user: str | None = None, tenant: str | None = None) -> None:
+        """Raise :class:`BudgetExceeded` when a hard-stop budget that applies is spent."""
+        if not self._specs:
+            return
+        now = self._clock()
+        with self._lock:
+            for spec in self._specs.values():
+                if not spec.hard_stop:
+                    continue
+                key = self._key(spec, user, tenant)
+                if key is None:
+                    continue
+                for period, limit in self._limits(spec):
+                    spend = self._tally(spec.name, period, now).spend.get(key, 0.0)
+                    if spend >= limit:
+                        raise BudgetExceeded(spec.name, period, spend, limit, key or None)
+
+    def add(self, cost_usd: float, *, user: str | None = None, tenant: str | None = None) -> None:
+        """Add a call's cost to every budget that applies; fire each crossed threshold once."""
+        if not self._specs or cost_usd <= 0:
+            return
+        now = self._clock()
+        events: list[BudgetEvent] = []
+        with self._lock:
+            callbacks = list(self._callbacks)
+            for spec in self._specs.values():
+                key = self._key(spec, user, tenant)
+                if key is None:
+                    continue
+                for period, limit in self._limits(spec):
+                    tally = self._tally(spec.name, period, now)
+                    if key not in tally.spend and len(tally.spend) >= MAX_KEYS:
+                        key = self._overflow(key)
+                    before = tally.spend.get(key, 0.0)
+                    after = tally.spend[key] = before + cost_usd
+                    for threshold in spec.thresholds:
+                        mark = limit * threshold / 100
+                        if before < mark <= after and (key, threshold) not in tally.fired:
+                            tally.fired.add((key, threshold))
+                            events.append(
+                                BudgetEvent(
+                                    spec.name,
+                                    period,
+                                    tally.period_start,
+                                    threshold,
+                                    after,
+                                    limit,
+                                    key or None,
+                                )
+                            )
+        for event in events:
+            level = logging.WARNING if event.threshold_pct >= 100 else logging.INFO
+            _logger.log(
+                level,
+                "otel-migration: LLM budget %r (%s) at %d%%: $%.4f of $%.2f",
+                event.budget,
+                event.period,
+                event.threshold_pct,
+                event.spend_usd,
+                event.limit_usd,
+            )
+            for callback in callbacks:
+                try:
+                    callback(event)
+                except Exception:
+                    _logger.exception("otel-migration: budget callback %r failed", callback)
+
+    def _overflow(self, key: str) -> str:
+        if not self._overflow_logged:
+            self._overflow_logged = True
+            _logger.warning(
+                "otel-migration: more than %d budget keys this period; the rest are pooled", MAX_KEYS
+            )
+        return _OVERFLOW_KEY
+
+    def spend(self, name: str, period: Period, key: str | None = None) -> float:
+        with self._lock:
+            return self._tally(name, period, self._clock()).spend.get(key or "", 0.0)
+
+    def utilization(self) -> list[tuple[str, Period, float]]:
+        """(budget, period, spend / limit) of the service-wide budgets."""
+        now = self._clock()
+        result = []
+        with self._lock:
+            for spec in self._specs.values():
+                if spec.scope != "service":
+                    continue
+                for period, limit in self._limits(spec):
+                    spend = self._tally(spec.name, period, now).spend.get("", 0.0)
+                    result.append((spec.name, period, spend / limit if limit > 0 else 0.0))
+        return result
+
+    def register_metrics(self, meter: Meter) -> None:
+        meter.create_observable_gauge(
+            sc.METRIC_LLM_BUDGET_UTILIZATION,
+            [self._observe],
+            unit="1",
+            description="Spend of the current day or month over the budget (1.0 = 100 %).",
+        )
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(value, {sc.MIGRATION_BUDGET: name, sc.MIGRATION_BUDGET_PERIOD: period})
+            for name, period, value in self.utilization()
+        ]
+
+
+def parse_budgets(value: Any) -> tuple[BudgetSpec, ...]:
+    """``[budgets.NAME]`` tables: daily_usd, monthly_usd, scope, hard_stop, thresholds."""
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a table of budget name = {daily_usd, monthly_usd, scope, hard_stop}")
+    specs = []
+    for name, table in value.items():
+        if not isinstance(table, Mapping):
+            raise ValueError(f"budget {name!r}: expected a table")
+        unknown = set(table) - {"daily_usd", "monthly_usd", "scope", "hard_stop", "thresholds"}
+        if unknown:
+            raise ValueError(f"budget {name!r}: unknown key {sorted(unknown)[0]!r}")
+        limits = {}
+        for key in ("daily_usd", "monthly_usd"):
+            amount = table.get(key)
+            if amount is not None and (
+                isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0
+            ):
+                raise ValueError(f"budget {name!r}: {key} must be a positive number of USD, got {amount!r}")
+            limits[key] = float(amount) if amount is not None else None
+        if limits["daily_usd"] is None and limits["monthly_usd"] is None:
+            raise ValueError(f"budget {name!r}: set daily_usd, monthly_usd or both")
+        scope = table.get("scope", "service")
+        if scope not in ("service", "user", "tenant"):
+            raise ValueError(f"budget {name!r}: scope must be service, user or tenant, got {scope!r}")
+        hard_stop = table.get("hard_stop", False)
+        if not isinstance(hard_stop, bool):
+            raise ValueError(f"budget {name!r}: hard_stop must be true or false, got {hard_stop!r}")
+        thresholds = table.get("thresholds", list(DEFAULT_THRESHOLDS))
+        if not isinstance(thresholds, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 < t <= 1000 for t in thresholds
+        ):
+            raise ValueError(f"budget {name!r}: thresholds must be a list of percentages, got {thresholds!r}")
+        specs.append(
+            BudgetSpec(
+                str(name),
+                limits["daily_usd"],
+                limits["monthly_usd"],
+                scope,
+                hard_stop,
+                tuple(sorted(set(thresholds))),
+            )
+        )
+    return tuple(specs)
