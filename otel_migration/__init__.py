@@ -21,6 +21,14 @@ from ._errors import ConfigError
 from ._experiment import ExperimentResult, experiment
 from ._instrumentor import MigrationInstrumentor
 from ._llm import record_llm_call
+from ._quality import (
+    QualityStats,
+    record_action,
+    record_confidence,
+    record_feedback,
+    record_quality,
+    record_upgrade,
+)
 from ._recorder import CallListener, CallRecord
 from ._rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
 from ._runtime import Telemetry, TelemetryHealth
@@ -80,6 +88,13 @@ __all__ = [
     "BudgetExceeded",
     "on_budget",
     "record_llm_call",
+    # quality
+    "QualityStats",
+    "record_action",
+    "record_confidence",
+    "record_feedback",
+    "record_quality",
+    "record_upgrade",
     # analytics
     "Adoption",
     "ErrorStats",

@@ -45,7 +45,7 @@ from ._snapshot import (
 )
 from ._statistics import sample_ratio_mismatch
 from ._subjects import subject_hash
-from ._verdicts import adjust, error_rate_verdict, latency_verdict
+from ._verdicts import adjust, error_rate_verdict, shift_verdict
 
 __all__ = ["Guard", "MigrationAnalytics"]
 
@@ -207,6 +207,8 @@ class MigrationAnalytics:
         self._streaks: dict[tuple[int, str, str, str, str], int] = {}
         self.guard_triggers: dict[tuple[str, str, str], int] = {}
         self._latest: Snapshot | None = None
+        # Per-call samples other processors report (LLM cost, quality scores), for their verdicts.
+        self._samples: dict[tuple[str, str, str], _Ring] = {}
 
     # -- intake (the aggregator thread) -----------------------------------------------------------
     def on_call(self, record: CallRecord) -> None:
@@ -235,6 +237,14 @@ class MigrationAnalytics:
             if record.outcome == sc.OUTCOME_OK:  # failures end early: they would flatter latency
                 op.latency.add(record.duration_s)
 
+    def add_sample(self, metric: str, migration: str, version: str, value: float) -> None:
+        """A per-call value of ``metric`` ("cost", "quality") for the verdict of that metric."""
+        with self._lock:
+            ring = self._samples.get((metric, migration, version))
+            if ring is None:
+                ring = self._samples[(metric, migration, version)] = _Ring(self.settings.latency_samples)
+            ring.add(value)
+
     def tick(self) -> None:
         """Re-evaluate when the last snapshot is older than ``evaluate_every_s``."""
         self.latest()
@@ -259,6 +269,9 @@ class MigrationAnalytics:
             for (migration, operation, version), op in self._operations.items():
                 if op.latency.size:
                     medians[(migration, operation, version)] = float(np.median(op.latency.samples()))
+            for (metric, sample_migration, version), ring in self._samples.items():
+                if ring.size:
+                    medians[(sample_migration, metric, version)] = float(np.median(ring.samples()))
             # One family for Holm: every comparison judged at this moment, across migrations.
             judged = adjust([v for snap in partial.values() for v in snap.verdicts], self.settings, medians)
             position, result = 0, {}
@@ -323,14 +336,14 @@ class MigrationAnalytics:
                 op_c = self._operations.get((migration, operation, control))
                 op_t = self._operations.get((migration, operation, candidate))
                 verdicts.append(
-                    latency_verdict(
+                    shift_verdict(
+                        "latency",
                         migration,
                         operation,
                         control,
                         candidate,
                         op_c.latency.samples() if op_c else empty,
                         op_t.latency.samples() if op_t else empty,
-                        self.settings,
                     )
                 )
                 verdicts.append(
@@ -344,6 +357,7 @@ class MigrationAnalytics:
                         self.settings,
                     )
                 )
+        verdicts.extend(self._sample_verdicts(migration, control, candidates))
         return MigrationSnapshot(
             name=migration,
             control=control,
@@ -355,6 +369,26 @@ class MigrationAnalytics:
             verdicts=tuple(verdicts),
             sample_ratio=self._sample_ratio(migration, states, control, candidates, now),
         )
+
+    def _sample_verdicts(self, migration: str, control: str, candidates: tuple[str, ...]) -> list[Verdict]:
+        """Cost per LLM call and quality score, over all operations of the migration."""
+        verdicts = []
+        for metric in sorted({m for m, mig, _ in self._samples if mig == migration}):
+            base = self._samples.get((metric, migration, control))
+            for candidate in candidates:
+                new = self._samples.get((metric, migration, candidate))
+                verdicts.append(
+                    shift_verdict(
+                        metric,
+                        migration,
+                        metric,
+                        control,
+                        candidate,
+                        base.samples() if base else np.empty(0),
+                        new.samples() if new else np.empty(0),
+                    )
+                )
+        return verdicts
 
     def _adoption(
         self, migration: str, now: float, states: dict[str, _VersionState], control: str

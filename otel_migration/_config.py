@@ -89,6 +89,10 @@ class AnalyticsSettings:
     latency_min_effect: float = 0.05
     #: Smallest error-rate difference worth a verdict, absolute (0.005 = half a percentage point).
     error_rate_min_effect: float = 0.005
+    #: Smallest cost-per-LLM-call shift worth a verdict, relative to the control's median.
+    cost_min_effect: float = 0.05
+    #: Smallest quality-score shift worth a verdict, in points of the 0-100 scale.
+    quality_min_effect: float = 2.0
     #: Recent durations kept per operation and version for percentiles and verdicts.
     latency_samples: int = 5000
     #: Adoption stages by the candidate's share of unique users: below started is "not_started",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -388,6 +388,7 @@ class LLMMetrics:
         self.cost: dict[_CostKey, float] = {}
         self.calls: dict[tuple[str, ...], int] = {}
         self.unpriced: dict[str, int] = {}
+        self._sample_sinks: list[Callable[[str, str, str, float], None]] = []
         self._tokens = meter.create_histogram(
             sc.METRIC_GEN_AI_TOKEN_USAGE,
             unit="{token}",
@@ -425,6 +426,10 @@ class LLMMetrics:
             description="LLM calls whose model has no price in the table.",
         )
 
+    def add_sample_sink(self, sink: Callable[[str, str, str, float], None]) -> None:
+        """``sink("cost", migration, version, usd)`` receives the cost of every priced, versioned call."""
+        self._sample_sinks.append(sink)
+
     def on_call(self, record: CallRecord | LLMRecord) -> None:
         if record.kind != "llm":
             return
@@ -458,6 +463,9 @@ class LLMMetrics:
                 self.cost[key] = self.cost.get(key, 0.0) + record.cost_usd
             elif record.outcome == sc.OUTCOME_OK:
                 self.unpriced[record.request_model] = self.unpriced.get(record.request_model, 0) + 1
+        if record.cost_usd is not None and record.version:
+            for sink in self._sample_sinks:
+                sink("cost", record.migration, record.version, record.cost_usd)
 
     @staticmethod
     def _attributes(key: tuple[str, ...]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from ._analytics import MigrationAnalytics
 from ._config import Settings
 from ._experiment import registry as experiment_registry
 from ._llm import LLMMetrics, budgets
+from ._quality import QualityTracker
 from ._recorder import CallRecorder
 from ._rollout import registry as rollout_registry
 from ._runtime import Processors
@@ -38,6 +39,9 @@ def assemble(meter_provider: MeterProvider, settings: Settings) -> Processors:
             meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
             analytics = MigrationAnalytics(settings.analytics, rollout_registry)
             llm_metrics = LLMMetrics(meter)
+            quality = QualityTracker(meter)
+            llm_metrics.add_sample_sink(analytics.add_sample)
+            quality.add_sample_sink(analytics.add_sample)
             recorder = CallRecorder(
                 meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm_metrics]
             )
@@ -45,7 +49,7 @@ def assemble(meter_provider: MeterProvider, settings: Settings) -> Processors:
             rollout_registry.register_metrics(meter)
             experiment_registry.register_metrics(meter)
             budgets.register_metrics(meter)
-            found = _pipelines[meter_provider] = Processors(recorder, analytics, llm_metrics)
+            found = _pipelines[meter_provider] = Processors(recorder, analytics, llm_metrics, quality)
     found.analytics.settings = settings.analytics
     rollout_registry.configure(settings.rollouts)
     budgets.configure(settings.budgets)

@@ -32,6 +32,7 @@ from .version import __version__
 if TYPE_CHECKING:
     from ._analytics import MigrationAnalytics
     from ._llm import LLMMetrics
+    from ._quality import QualityTracker
 
 __all__ = ["Telemetry", "TelemetryHealth", "active", "set_active"]
 
@@ -49,6 +50,7 @@ class Processors:
     recorder: CallRecorder
     analytics: MigrationAnalytics
     llm: LLMMetrics
+    quality: QualityTracker
 
 
 #: Builds (once per MeterProvider) the processors; set by _processing.
@@ -77,7 +79,8 @@ class Telemetry:
         if assemble is None:
             raise RuntimeError("otel_migration._processing was not imported")
         processors = assemble(providers.meter_provider, settings)
-        self.recorder, self.analytics, self.llm = processors.recorder, processors.analytics, processors.llm
+        self.recorder, self.analytics = processors.recorder, processors.analytics
+        self.llm, self.quality = processors.llm, processors.quality
 
     def health(self) -> TelemetryHealth:
         """What the telemetry pipeline lost or delivered so far: nothing is lost silently."""

@@ -48,6 +48,25 @@ METRIC_LLM_CALLS: Final = "migration.llm.calls"
 METRIC_LLM_UNPRICED: Final = "migration.llm.unpriced"
 METRIC_LLM_BUDGET_UTILIZATION: Final = "migration.llm.budget.utilization"
 
+# Quality of LLM answers: events in the gen_ai.evaluation.* shape, then our aggregates.
+GEN_AI_EVALUATION_EVENT: Final = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+MIGRATION_QUALITY_ACTION: Final = "migration.quality.action"  # approved, edited, regenerated, abandoned
+MIGRATION_NPS_CLASS: Final = "migration.nps_class"  # promoter, passive, detractor
+MIGRATION_CSAT_RATING: Final = "migration.csat.rating"  # "1" ... "5"
+MIGRATION_SENTIMENT: Final = "migration.sentiment"  # positive, neutral, negative
+METRIC_QUALITY_SCORE: Final = "migration.quality.score"
+METRIC_QUALITY_CONFIDENCE: Final = "migration.quality.confidence"
+METRIC_QUALITY_ACTIONS: Final = "migration.quality.actions"
+METRIC_QUALITY_FEEDBACK: Final = "migration.quality.feedback"
+METRIC_QUALITY_CSAT: Final = "migration.quality.csat"
+METRIC_QUALITY_SENTIMENT: Final = "migration.quality.sentiment"
+METRIC_QUALITY_UPGRADES: Final = "migration.quality.upgrades"
+METRIC_QUALITY_NPS: Final = "migration.quality.nps"
+
 # Values of ``migration.outcome``: an exception is an error; task cancellation, KeyboardInterrupt
 # and SystemExit are "cancelled" (they say nothing about the quality of the version).
 OUTCOME_OK: Final = "ok"

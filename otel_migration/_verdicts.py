@@ -21,27 +21,34 @@ from ._config import AnalyticsSettings
 from ._snapshot import Verdict, VerdictState
 from ._statistics import hodges_lehmann, holm, mann_whitney_u, two_proportion_test
 
-__all__ = ["adjust", "error_rate_verdict", "latency_verdict"]
+__all__ = ["adjust", "error_rate_verdict", "shift_verdict"]
+
+
+def _usd(amount: float) -> str:
+    return f"{amount:+.4g} USD"
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:+.3g} ms"
 
 
-def latency_verdict(
+def shift_verdict(
+    metric: str,
     migration: str,
     operation: str,
     control: str,
     candidate: str,
     control_samples: npt.NDArray[np.float64],
     candidate_samples: npt.NDArray[np.float64],
-    settings: AnalyticsSettings,
 ) -> Verdict:
-    """Unadjusted: :func:`adjust` turns the p-value into the final state across the family."""
+    """A rank-test verdict for ``metric`` (latency, cost or quality), not yet adjusted.
+
+    :func:`adjust` turns the p-value into the final state across the family.
+    """
     base = Verdict(
         migration,
         operation,
-        "latency",
+        metric,
         control,
         candidate,
         "no_data",
@@ -101,16 +108,27 @@ def _judge(
     n = f"n={verdict.n_control} vs {verdict.n_candidate}"
     p = f"p={verdict.p_value:.2g} (Holm-adjusted {adjusted:.2g})"
     low, high = verdict.low, verdict.high
-    if verdict.metric == "latency":
+    higher_is_better = verdict.metric == "quality"
+    if verdict.metric in ("latency", "cost"):
         median = control_median or 0.0
         relative = verdict.estimate / median if median > 0 else 0.0
+        unit = _ms if verdict.metric == "latency" else _usd
+        words = ("slower", "faster") if verdict.metric == "latency" else ("costlier", "cheaper")
         effect = (
-            f"{verdict.candidate} is {'slower' if verdict.estimate > 0 else 'faster'}: shift "
-            f"{_ms(verdict.estimate)} (95% CI {_ms(low or 0)} to {_ms(high or 0)}), "
+            f"{verdict.candidate} is {words[0] if verdict.estimate > 0 else words[1]}: shift "
+            f"{unit(verdict.estimate)} (95% CI {unit(low or 0)} to {unit(high or 0)}), "
             f"{relative:+.1%} of {verdict.control}'s median"
         )
-        big_enough = abs(relative) >= settings.latency_min_effect
-        threshold = f"{settings.latency_min_effect:.0%} of the median"
+        minimum = settings.latency_min_effect if verdict.metric == "latency" else settings.cost_min_effect
+        big_enough = abs(relative) >= minimum
+        threshold = f"{minimum:.0%} of the median"
+    elif verdict.metric == "quality":
+        effect = (
+            f"{verdict.candidate}'s quality score shifts {verdict.estimate:+.3g} points "
+            f"(95% CI {low or 0:+.3g} to {high or 0:+.3g})"
+        )
+        big_enough = abs(verdict.estimate) >= settings.quality_min_effect
+        threshold = f"{settings.quality_min_effect:g} points"
     else:
         effect = (
             f"{verdict.candidate}'s error rate is {verdict.estimate:+.2%} against {verdict.control} "
@@ -126,7 +144,8 @@ def _judge(
     elif not big_enough:
         state, why = "inconclusive", f"significant but smaller than the minimum effect ({threshold})"
     else:
-        state = "worse" if verdict.estimate > 0 else "better"  # higher latency or error rate is worse
+        worse = verdict.estimate < 0 if higher_is_better else verdict.estimate > 0
+        state = "worse" if worse else "better"
         why = "significant and larger than the minimum effect"
     return replace(
         verdict, state=state, adjusted_p_value=adjusted, reason=f"{state}: {effect}; {p}; {n}; {why}"

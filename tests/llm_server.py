@@ -32,6 +32,7 @@ import http.server
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -337,6 +338,11 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[_Handler], owner: LLMServer) -> None:
         self.owner = owner
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that drop connections (closed streams, pooled sockets); loud otherwise."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -707,8 +713,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         event("response.content_part.added", **where, part=part(""))
         for text in self._deltas(reply, stream_break):
             event("response.output_text.delta", **where, delta=text, logprobs=[])
-        error = {"type": "error", "code": "server_error", "message": "The server had an error", "param": None}
-        if self._broken(stream_break, "error", {**error, "sequence_number": next(sequence)}):
+        if stream_break is not None:
+            error = {
+                "type": "error",
+                "code": "server_error",
+                "message": "The server had an error",
+                "param": None,
+            }
+            self._broken(stream_break, "error", {**error, "sequence_number": next(sequence)})
             return
         event("response.output_text.done", **where, text=reply.text, logprobs=[])
         event("response.content_part.done", **where, part=part(reply.text))
