@@ -58,8 +58,7 @@ class _DecoratorAndBlock:
         call = stack[-1]
         self._in_flight.set(stack[:-1])
         if call is not None:
-            call.deactivate()
-            call.finish(exc)
+            call.close(exc)
 
     async def __aenter__(self) -> None:
         self.__enter__()

@@ -119,6 +119,11 @@ class ActiveCall:
             except Exception:
                 log_once("detach", "otel-migration: could not restore the context")
 
+    def close(self, exc: BaseException | None) -> None:
+        """Leave the call's context, then finish it."""
+        self.deactivate()
+        self.finish(exc)
+
     def finish(self, exc: BaseException | None) -> None:
         """End the span and queue the record; never raises. A broken span still leaves the call counted."""
         try:
@@ -251,11 +256,9 @@ def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.deactivate()
-            call.finish(exc)
+            call.close(exc)
             raise
-        call.deactivate()
-        call.finish(None)
+        call.close(None)
         return result
 
     return wrapper
@@ -272,57 +275,60 @@ def _coroutine_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.deactivate()
-            call.finish(exc)
+            call.close(exc)
             raise
-        call.deactivate()
-        call.finish(None)
+        call.close(None)
         return result
 
     return wrapper
+
+
+class _Untraced:
+    """Stands in for an :class:`ActiveCall` when instrumentation is off or failed: every step a no-op."""
+
+    def activate(self) -> None:
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    def close(self, exc: BaseException | None) -> None:
+        pass
+
+
+_UNTRACED: Final = _Untraced()
 
 
 def _traced_generator(
     generator: Generator[Any, Any, Any], spec: CallSpec | None, phase: str | None
 ) -> Generator[Any, Any, Any]:
     # Started lazily: creating a generator does no work, its first step does.
-    call: ActiveCall | None = None
-    started = False
+    call: ActiveCall | _Untraced | None = None
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        if not started:
-            started = True
-            call = start_call(spec, phase)
-        if call is not None:
-            call.activate()
+        if call is None:
+            call = start_call(spec, phase) or _UNTRACED
+        call.activate()
         try:
             item = generator.send(to_send) if to_throw is None else generator.throw(to_throw)
         except StopIteration as stop:
-            if call is not None:
-                call.deactivate()
-                call.finish(None)
+            call.close(None)
             return stop.value
         except BaseException as exc:
-            if call is not None:
-                call.deactivate()
-                call.finish(exc)
+            call.close(exc)
             raise
-        if call is not None:
-            call.deactivate()
+        call.deactivate()
         to_send, to_throw = None, None
         try:
             to_send = yield item
         except GeneratorExit:
             # Closed early by the consumer: run the generator's own cleanup under the span.
-            if call is not None:
-                call.activate()
+            call.activate()
             try:
                 generator.close()
             finally:
-                if call is not None:
-                    call.deactivate()
-                    call.finish(None)
+                call.close(None)
             raise
         except BaseException as exc:
             to_throw = exc
@@ -331,42 +337,31 @@ def _traced_generator(
 async def _traced_async_generator(
     generator: AsyncGenerator[Any, Any], spec: CallSpec | None, phase: str | None
 ) -> AsyncGenerator[Any, Any]:
-    call: ActiveCall | None = None
-    started = False
+    call: ActiveCall | _Untraced | None = None
     to_send: Any = None
     to_throw: BaseException | None = None
     while True:
-        if not started:
-            started = True
-            call = start_call(spec, phase)
-        if call is not None:
-            call.activate()
+        if call is None:
+            call = start_call(spec, phase) or _UNTRACED
+        call.activate()
         try:
             item = await (generator.asend(to_send) if to_throw is None else generator.athrow(to_throw))
         except StopAsyncIteration:
-            if call is not None:
-                call.deactivate()
-                call.finish(None)
+            call.close(None)
             return
         except BaseException as exc:
-            if call is not None:
-                call.deactivate()
-                call.finish(exc)
+            call.close(exc)
             raise
-        if call is not None:
-            call.deactivate()
+        call.deactivate()
         to_send, to_throw = None, None
         try:
             to_send = yield item
         except GeneratorExit:
-            if call is not None:
-                call.activate()
+            call.activate()
             try:
                 await generator.aclose()
             finally:
-                if call is not None:
-                    call.deactivate()
-                    call.finish(None)
+                call.close(None)
             raise
         except BaseException as exc:
             to_throw = exc
