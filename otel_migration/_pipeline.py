@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import TracerProvider
 
 from ._config import Settings
+from ._enrich import LLMSpanEnricher
 from ._export_health import CountingSpanExporter
 from ._file_export import JsonLinesMetricExporter, JsonLinesSpanExporter
 
@@ -179,7 +180,8 @@ def build_providers(
         span_exporter = _span_exporter(choice, settings, env, meter_provider)
         if span_exporter is not None:
             counted = CountingSpanExporter(span_exporter, meter_provider)
-            owned_tp.add_span_processor(BatchSpanProcessor(counted, meter_provider=meter_provider))
+            batch = BatchSpanProcessor(counted, meter_provider=meter_provider)
+            owned_tp.add_span_processor(LLMSpanEnricher(batch))
         tracer_provider = owned_tp
     return Providers(
         tracer_provider, meter_provider, owned_tp, owned_mp, _destination(choice, settings, env), counted
