@@ -15,14 +15,18 @@ Typical use::
         client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
         server.fail_next(status=429)
         with pytest.raises(anthropic.RateLimitError):
-            client.messages.create(model="claude-3-5-haiku-latest", max_tokens=16, messages=[...])
-        message = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=16, messages=[...])
-        assert message.model == "claude-3-5-haiku-20241022"  # aliases resolve as the real API does
+            client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=[...])
+        message = client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=[...])
+        assert message.model == "claude-haiku-4-5-20251001"  # aliases resolve as the real API does
         assert server.request_count == 2 and server.bodies()[-1]["max_tokens"] == 16
 
 Token numbers are put verbatim into each provider's fields, with no arithmetic: Anthropic's
 ``input_tokens`` excludes cache reads and writes while OpenAI's ``prompt_tokens``/``input_tokens`` include
 cached tokens, so a test sets the numbers in the provider's own meaning and checks the price it expects.
+
+The SDKs honour ``HTTP(S)_PROXY``/``ALL_PROXY`` even for ``127.0.0.1`` (no loopback exemption), and read
+``ANTHROPIC_*``/``OPENAI_*`` variables (custom headers, credentials, Anthropic's OpenTelemetry switches at
+client construction): a fixture should clear those, or set ``NO_PROXY=127.0.0.1``, before building clients.
 """
 
 from __future__ import annotations
@@ -295,6 +299,12 @@ class LLMServer:
         with self._lock:
             return len(self._requests)
 
+    @property
+    def pending_failures(self) -> int:
+        """Injected failures and stream breaks not yet served, so a test can assert they were all used."""
+        with self._lock:
+            return sum(f.times for f in self._failures) + sum(b.times for b in self._breaks)
+
     def bodies(self, path_suffix: str | None = None) -> list[Any]:
         """Parsed JSON bodies of the received requests, optionally only those whose path ends so."""
         return [r.body for r in self.requests if path_suffix is None or r.path.endswith(path_suffix)]
@@ -526,7 +536,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "output_tokens": 1,
             "service_tier": "standard",
         }
-        start = {
+        start: dict[str, Any] = {
             "id": message_id,
             "type": "message",
             "role": "assistant",
