@@ -96,7 +96,11 @@ class LLMSpanEnricher(SpanProcessor):
         extra: dict[str, str | float] = {sc.LLM_TIER: price.tier if price is not None else "unknown"}
         if price is not None:
             cache_read = attributes.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)
-            cache_write = attributes.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0)
+            # anthropic's own spans say cache_write where the conventions say cache_creation
+            cache_write = attributes.get(
+                sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                attributes.get("gen_ai.usage.cache_write.input_tokens", 0),
+            )
             extra[sc.LLM_COST] = price.cost(
                 input_tokens=tokens_in,
                 output_tokens=tokens_out,

@@ -99,6 +99,7 @@ class LLMRecord:
     error_type: str | None
     end_time_ns: int
     subject: str | None = None
+    usage_known: bool = True
 
 
 _warned_models: set[str] = set()
@@ -129,6 +130,7 @@ class LLMCall:
     """An LLM call in flight. ``start`` may raise :class:`BudgetExceeded`; nothing else ever raises."""
 
     __slots__ = (
+        "_finished",
         "_first_chunk",
         "_token",
         "operation",
@@ -158,6 +160,7 @@ class LLMCall:
         self.start_ns = start_ns
         self._first_chunk: int | None = None
         self._token: object | None = None
+        self._finished = False
 
     @classmethod
     def start(
@@ -167,9 +170,14 @@ class LLMCall:
         request_model: str,
         *,
         span: Span | None = None,
-        activate: bool = False,
+        own_span: bool = True,
     ) -> LLMCall | None:
-        """Check the budget, then open a CLIENT span (or enrich ``span``, one another library opened)."""
+        """Check the budget, then open a CLIENT span, or use ``span``; ``own_span=False`` opens none.
+
+        No span of ours is wanted when the call is already traced (the SDK traces itself, or another
+        GenAI instrumentation wraps outside ours): the call is still priced, charged and counted,
+        and :class:`LLMSpanEnricher` labels that span instead.
+        """
         telemetry = _runtime.active()
         if telemetry is None or not telemetry.enabled:
             return None
@@ -190,19 +198,31 @@ class LLMCall:
                 }
                 if scope.phase:
                     attributes[sc.MIGRATION_PHASE] = scope.phase
-            if span is None:
+            if span is None and not own_span:
+                span = trace.INVALID_SPAN
+            elif span is None:
                 span = telemetry.tracer.start_span(
                     f"{operation} {request_model}", kind=SpanKind.CLIENT, attributes=attributes
                 )
             elif span.is_recording():
                 span.set_attributes(attributes)
-            call = cls(telemetry, provider, operation, request_model, span, time.perf_counter_ns())
-            if activate:
-                call._token = otel_context.attach(trace.set_span_in_context(span))
-            return call
+            return cls(telemetry, provider, operation, request_model, span, time.perf_counter_ns())
         except Exception:
             _logger.exception("otel-migration: failed to start an LLM call's telemetry")
             return None
+
+    def activate(self) -> None:
+        """Make the call's span current (while the SDK sends the request); pair with :meth:`deactivate`."""
+        if self._token is None and self.span is not trace.INVALID_SPAN:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+
+    def deactivate(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:
+                _logger.exception("otel-migration: could not restore the context after an LLM call")
 
     def first_chunk(self) -> None:
         """Mark the first streamed chunk (time to first token)."""
@@ -218,9 +238,17 @@ class LLMCall:
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
         error: BaseException | None = None,
-        end_span: bool = True,
+        usage_known: bool = True,
     ) -> float | None:
-        """Price, label and end the call; returns its cost in USD (None when the model is unpriced)."""
+        """Price, label and end the call; returns its cost in USD (None: unpriced or usage unknown).
+
+        ``usage_known=False`` (a stream without usage, a raw response) records the call without
+        tokens or cost rather than pricing it at zero.
+        """
+        self.deactivate()
+        if self._finished:
+            return None
+        self._finished = True
         try:
             return self._finish(
                 response_model,
@@ -229,15 +257,11 @@ class LLMCall:
                 cache_read_tokens,
                 cache_write_tokens,
                 error,
-                end_span,
+                usage_known,
             )
         except Exception:
             _logger.exception("otel-migration: failed to finish an LLM call's telemetry")
             return None
-        finally:
-            if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-                self._token = None
 
     def _finish(
         self,
@@ -247,7 +271,7 @@ class LLMCall:
         cache_read: int,
         cache_write: int,
         error: BaseException | None,
-        end_span: bool,
+        usage_known: bool,
     ) -> float | None:
         duration = (time.perf_counter_ns() - self.start_ns) / 1e9
         ttft = (self._first_chunk - self.start_ns) / 1e9 if self._first_chunk is not None else None
@@ -255,7 +279,7 @@ class LLMCall:
         prices = self.telemetry.prices
         price = prices.lookup(model) or prices.lookup(self.request_model)
         cost = None
-        if error is None:
+        if error is None and usage_known:
             if price is None:
                 _warn_unpriced(model)
             else:
@@ -269,11 +293,10 @@ class LLMCall:
         scope = current_scope()
         span = self.span
         if span.is_recording():
-            attributes: dict[str, str | int | float] = {
-                sc.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-                sc.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-                sc.LLM_TIER: tier,
-            }
+            attributes: dict[str, str | int | float] = {sc.LLM_TIER: tier}
+            if usage_known:
+                attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+                attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             if response_model:
                 attributes[sc.GEN_AI_RESPONSE_MODEL] = response_model
             if cache_read:
@@ -289,8 +312,7 @@ class LLMCall:
                 span.set_attribute(sc.ERROR_TYPE, error_type(error))
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        if end_span:
-            span.end()
+        span.end()
         subject = current_subject()
         if cost is not None:
             budgets.add(
@@ -318,6 +340,7 @@ class LLMCall:
                 error_type(error) if error is not None else None,
                 time.time_ns(),
                 subject.user if subject else None,
+                usage_known,
             )
         )
         return cost
@@ -444,6 +467,7 @@ class LLMMetrics:
             self._duration.record(record.duration_s, {**base, sc.ERROR_TYPE: record.error_type})
         else:
             self._duration.record(record.duration_s, base)
+        if record.error_type is None and record.usage_known:
             self._tokens.record(record.input_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "input"})
             self._tokens.record(record.output_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: "output"})
         if record.time_to_first_chunk_s is not None:
@@ -461,7 +485,7 @@ class LLMMetrics:
             self.calls[calls_key] = self.calls.get(calls_key, 0) + 1
             if record.cost_usd is not None:
                 self.cost[key] = self.cost.get(key, 0.0) + record.cost_usd
-            elif record.outcome == sc.OUTCOME_OK:
+            elif record.outcome == sc.OUTCOME_OK and record.usage_known:
                 self.unpriced[record.request_model] = self.unpriced.get(record.request_model, 0) + 1
         if record.cost_usd is not None and record.version:
             for sink in self._sample_sinks:

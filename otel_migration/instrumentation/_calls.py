@@ -1,0 +1,207 @@
+"""Wrapper factories shared by the SDK instrumentations: one LLM call per wrapped request.
+
+The budget's hard stop is checked before the request (``BudgetExceeded`` is the one exception we
+raise on purpose); our span is current only while the SDK sends the request; a stream comes back
+observed; anything else of ours that fails is logged and never reaches the application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+
+from .._enrich import is_llm_span
+from .._llm import LLMCall
+from ._streams import ObservedAsyncStream, ObservedStream, Observer, Usage
+
+__all__ = ["Extractor", "ObservedStreamManager", "async_call_wrapper", "sync_call_wrapper"]
+
+_logger = logging.getLogger(__name__)
+
+#: extract(result) -> the usage of a non-streamed response, or None when it has none to read.
+Extractor = Callable[[Any], Usage | None]
+#: traced_by_sdk(instance) -> whether the SDK client will emit its own span for this call.
+SelfTraced = Callable[[Any], bool]
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _start(
+    provider: str, operation: str, kwargs: dict[str, Any], instance: Any, traced_by_sdk: SelfTraced
+) -> LLMCall | None:
+    try:
+        # Already traced (by the SDK itself, or by another GenAI instrumentation wrapping outside
+        # ours): price and count the call, but do not add a second span for it.
+        own_span = not traced_by_sdk(instance) and not is_llm_span(trace.get_current_span())
+    except Exception:
+        own_span = True
+    return LLMCall.start(provider, operation, str(kwargs.get("model", "")), own_span=own_span)
+
+
+def _finish_result(call: LLMCall, result: Any, extract: Extractor) -> None:
+    try:
+        usage = extract(result)
+    except Exception:
+        _logger.debug("otel-migration: no usage in %r", type(result), exc_info=True)
+        usage = None
+    (usage or Usage()).finish(call)
+
+
+def sync_call_wrapper(
+    provider: str,
+    operation: str,
+    *,
+    extract: Extractor,
+    observe: Observer,
+    traced_by_sdk: SelfTraced = lambda instance: False,
+) -> Wrapper:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = _start(provider, operation, kwargs, instance, traced_by_sdk)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        call.activate()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.finish(error=exc if isinstance(exc, Exception) else None)
+            raise
+        call.deactivate()
+        if kwargs.get("stream"):
+            return ObservedStream(result, call, observe)
+        _finish_result(call, result, extract)
+        return result
+
+    return wrapper
+
+
+def async_call_wrapper(
+    provider: str,
+    operation: str,
+    *,
+    extract: Extractor,
+    observe: Observer,
+    traced_by_sdk: SelfTraced = lambda instance: False,
+) -> Wrapper:
+    """For ``Async*.create``: a plain function returning a coroutine, so we return one too."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        async def run() -> Any:
+            call = _start(provider, operation, kwargs, instance, traced_by_sdk)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            call.activate()
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                call.finish(error=exc if isinstance(exc, Exception) else None)
+                raise
+            call.deactivate()
+            if kwargs.get("stream"):
+                return ObservedAsyncStream(result, call, observe)
+            _finish_result(call, result, extract)
+            return result
+
+        return run()
+
+    return wrapper
+
+
+class ObservedStreamManager(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    """anthropic's ``messages.stream(...)`` manager: the request happens on entering it.
+
+    The helper stream it yields reads the SDK's raw event stream lazily (``_raw_stream``, the same
+    name in every supported version), so swapping that for an observed proxy sees every event
+    whichever helper the application uses (``text_stream``, ``until_done``, ``get_final_message``).
+    """
+
+    def __init__(
+        self,
+        wrapped: Any,
+        provider: str,
+        operation: str,
+        kwargs: dict[str, Any],
+        instance: Any,
+        observe: Observer,
+        traced_by_sdk: SelfTraced,
+    ) -> None:
+        super().__init__(wrapped)
+        self._self_args = (provider, operation, kwargs, instance, traced_by_sdk)
+        self._self_observe = observe
+        self._self_observed: ObservedStream | ObservedAsyncStream | None = None
+
+    def _self_attach(self, stream: Any, call: LLMCall | None, asynchronous: bool) -> Any:
+        if call is None:
+            return stream
+        try:
+            proxy_type = ObservedAsyncStream if asynchronous else ObservedStream
+            self._self_observed = proxy_type(stream._raw_stream, call, self._self_observe)
+            stream._raw_stream = self._self_observed
+        except Exception:
+            _logger.exception(
+                "otel-migration: cannot observe this stream; its call is recorded without usage"
+            )
+            call.finish(usage_known=False)
+        return stream
+
+    def _self_done(self) -> None:
+        if self._self_observed is not None:
+            self._self_observed._self_finish()
+
+    def __enter__(self) -> Any:
+        call = _start(*self._self_args)
+        if call is not None:
+            call.activate()
+        try:
+            stream = self.__wrapped__.__enter__()
+        except BaseException as exc:
+            if call is not None:
+                call.finish(error=exc if isinstance(exc, Exception) else None)
+            raise
+        if call is not None:
+            call.deactivate()
+        return self._self_attach(stream, call, asynchronous=False)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_done()
+
+    async def __aenter__(self) -> Any:
+        call = _start(*self._self_args)
+        if call is not None:
+            call.activate()
+        try:
+            stream = await self.__wrapped__.__aenter__()
+        except BaseException as exc:
+            if call is not None:
+                call.finish(error=exc if isinstance(exc, Exception) else None)
+            raise
+        if call is not None:
+            call.deactivate()
+        return self._self_attach(stream, call, asynchronous=True)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_done()
+
+
+def stream_manager_wrapper(
+    provider: str, operation: str, *, observe: Observer, traced_by_sdk: SelfTraced = lambda instance: False
+) -> Wrapper:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        manager = wrapped(*args, **kwargs)
+        return ObservedStreamManager(manager, provider, operation, kwargs, instance, observe, traced_by_sdk)
+
+    return wrapper

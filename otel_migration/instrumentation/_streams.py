@@ -1,0 +1,170 @@
+"""Streams observed as the application consumes them: no buffering, nothing changed.
+
+An LLM stream's usage arrives in its events (first, last, or both); the proxies below hand every
+event to a provider-specific observer as the application pulls it, mark the first content chunk
+(time to first token), and finish the call exactly once: at exhaustion, on an error, when the
+application closes or leaves the stream early (with the usage seen so far), whichever comes first.
+A stream dropped without being closed or exhausted is never finished: nothing can tell when.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+
+from .._llm import LLMCall
+
+__all__ = ["ObservedAsyncStream", "ObservedStream", "Usage"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Usage:
+    """Token usage as the conventions count it: ``input`` includes cache reads and writes."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    model: str | None = None
+    seen: bool = False  # whether any usage arrived at all
+
+    def finish(self, call: LLMCall, error: BaseException | None = None) -> None:
+        call.finish(
+            response_model=self.model,
+            input_tokens=self.input,
+            output_tokens=self.output,
+            cache_read_tokens=self.cache_read,
+            cache_write_tokens=self.cache_write,
+            error=error,
+            usage_known=self.seen,
+        )
+
+
+_warned: set[str] = set()
+
+
+def _warn_no_usage(provider: str) -> None:
+    if provider not in _warned:
+        _warned.add(provider)
+        _logger.warning(
+            "otel-migration: a %s stream ended without token usage; its calls are recorded without cost "
+            "(for OpenAI chat streams pass stream_options={'include_usage': True})",
+            provider,
+        )
+
+
+#: observe(usage, event) updates ``usage`` from one event; returns True when it carried content.
+Observer = Callable[[Usage, Any], bool]
+
+
+class _Observed(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    def __init__(self, wrapped: Any, call: LLMCall, observe: Observer, usage: Usage | None = None) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_observe = observe
+        self._self_usage = usage or Usage()
+
+    def _self_event(self, event: Any) -> None:
+        try:
+            if self._self_observe(self._self_usage, event):
+                self._self_call.first_chunk()
+        except Exception:  # an unexpected event shape must not break the application's loop
+            pass
+
+    def _self_finish(self, error: BaseException | None = None) -> None:
+        if error is None and not self._self_usage.seen:
+            _warn_no_usage(self._self_call.provider)
+        self._self_usage.finish(self._self_call, error)
+
+
+class ObservedStream(_Observed):
+    """A sync ``Stream`` (or the raw stream under a helper), observed."""
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            for event in self.__wrapped__:
+                self._self_event(event)
+                yield event
+        except BaseException as exc:
+            self._self_finish(exc if isinstance(exc, Exception) else None)
+            raise
+        self._self_finish()
+
+    def __next__(self) -> Any:
+        try:
+            event = next(self.__wrapped__)
+        except StopIteration:
+            self._self_finish()
+            raise
+        except Exception as exc:
+            self._self_finish(exc)
+            raise
+        self._self_event(event)
+        return event
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_finish()
+
+    def __enter__(self) -> ObservedStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_finish()
+
+
+class ObservedAsyncStream(_Observed):
+    """An ``AsyncStream``, observed."""
+
+    async def _self_iterate(self) -> AsyncIterator[Any]:
+        try:
+            async for event in self.__wrapped__:
+                self._self_event(event)
+                yield event
+        except BaseException as exc:
+            self._self_finish(exc if isinstance(exc, Exception) else None)
+            raise
+        self._self_finish()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_iterate()
+
+    async def __anext__(self) -> Any:
+        try:
+            event = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_finish()
+            raise
+        except Exception as exc:
+            self._self_finish(exc)
+            raise
+        self._self_event(event)
+        return event
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_finish()
+
+    async def __aenter__(self) -> ObservedAsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_finish()

@@ -1,0 +1,142 @@
+"""Instrumentation of the ``anthropic`` SDK (0.43 to 2.x): Messages create and stream, sync and async.
+
+Wrapped: ``Messages.create`` / ``AsyncMessages.create`` (also with ``stream=True``) and the
+``Messages.stream`` / ``AsyncMessages.stream`` helpers, plain and beta. ``anthropic`` 1.14 and
+later trace themselves through the global provider (unless ``ANTHROPIC_OPEN_TELEMETRY=false``):
+then we add no span of our own; the call is still priced, charged and counted, and the SDK's span
+gets the version, phase, cost and tier from :class:`otel_migration._enrich.LLMSpanEnricher`.
+
+Anthropic counts ``input_tokens`` without the cached ones; we report the conventions' total
+(input + cache reads + cache writes), as the SDK's own spans do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from collections.abc import Collection
+from typing import Any, Final
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+from packaging.version import Version
+
+from ._calls import async_call_wrapper, stream_manager_wrapper, sync_call_wrapper
+from ._streams import Usage
+
+__all__ = ["AnthropicInstrumentor"]
+
+_logger = logging.getLogger(__name__)
+
+PROVIDER: Final = "anthropic"
+SUPPORTED: Final = "anthropic >= 0.43, < 3"
+_MODULES: Final = ("anthropic.resources.messages", "anthropic.resources.beta.messages")
+
+
+def _tokens(usage: Any) -> Usage:
+    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    return Usage(
+        input=(getattr(usage, "input_tokens", None) or 0) + cache_read + cache_write,
+        output=getattr(usage, "output_tokens", None) or 0,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        seen=True,
+    )
+
+
+def extract(message: Any) -> Usage | None:
+    """Usage of a ``Message`` (None for raw responses, which carry no parsed usage)."""
+    usage = getattr(message, "usage", None)
+    if usage is None:
+        return None
+    result = _tokens(usage)
+    result.model = getattr(message, "model", None)
+    return result
+
+
+def observe(usage: Usage, event: Any) -> bool:
+    """message_start carries the input (and cache) counts; message_delta the cumulative output."""
+    kind = getattr(event, "type", None)
+    if kind == "message_start":
+        message = event.message
+        start = _tokens(message.usage)
+        usage.input, usage.cache_read, usage.cache_write = start.input, start.cache_read, start.cache_write
+        usage.output, usage.model, usage.seen = start.output, message.model, True
+    elif kind == "message_delta" and getattr(event, "usage", None) is not None:
+        delta = event.usage
+        usage.output = delta.output_tokens  # cumulative: replace, never add
+        if getattr(delta, "input_tokens", None) is not None:  # newer API versions repeat the totals
+            final = _tokens(delta)
+            usage.input, usage.cache_read, usage.cache_write = (
+                final.input,
+                final.cache_read,
+                final.cache_write,
+            )
+        usage.seen = True
+    return kind == "content_block_delta"
+
+
+def traced_by_sdk(messages: Any) -> bool:
+    """Whether anthropic (>= 1.14) will record its own span for this call.
+
+    Its client has a tracer unless tracing is switched off, but that tracer only records once a real
+    provider is behind it: the one passed in the client's options, or the global one.
+    """
+    client = getattr(messages, "_client", None)
+    if getattr(client, "_tracer", None) is None:
+        return False
+    options = getattr(client, "_open_telemetry", None)
+    provider = options.get("tracer_provider") if isinstance(options, dict) else None
+    provider = provider or trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Prices, labels and counts every Messages call of the ``anthropic`` SDK."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return (SUPPORTED,)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        try:
+            version = Version(importlib.metadata.version("anthropic"))
+        except importlib.metadata.PackageNotFoundError:
+            _logger.debug("otel-migration: anthropic is not installed; nothing to instrument")
+            return
+        if not Version("0.43") <= version < Version("3"):
+            _logger.warning(
+                "otel-migration: anthropic %s is outside %s; not instrumented", version, SUPPORTED
+            )
+            return
+        self._wrapped: list[tuple[Any, str]] = []
+        sync = sync_call_wrapper(
+            PROVIDER, "chat", extract=extract, observe=observe, traced_by_sdk=traced_by_sdk
+        )
+        asynchronous = async_call_wrapper(
+            PROVIDER, "chat", extract=extract, observe=observe, traced_by_sdk=traced_by_sdk
+        )
+        stream = stream_manager_wrapper(PROVIDER, "chat", observe=observe, traced_by_sdk=traced_by_sdk)
+        for module_name in _MODULES:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            for cls_name, method, wrapper in (
+                ("Messages", "create", sync),
+                ("AsyncMessages", "create", asynchronous),
+                ("Messages", "stream", stream),
+                ("AsyncMessages", "stream", stream),
+            ):
+                cls = getattr(module, cls_name, None)
+                if cls is not None and hasattr(cls, method):
+                    wrapt.wrap_function_wrapper(module, f"{cls_name}.{method}", wrapper)
+                    self._wrapped.append((cls, method))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for cls, method in getattr(self, "_wrapped", []):
+            unwrap(cls, method)
+        self._wrapped = []
