@@ -34,14 +34,27 @@ def main() -> None:
     print(f"{'users':>10} {'held MiB':>9} {'peak MiB':>9} {'RSS MiB':>8} {'estimate':>10} {'error':>7}")
     for i in range(1, args.users + 1):
         version = "2.0" if i % 3 else "1.0"
-        analytics.on_call(CallRecord("call", "bench", "op", version, None, "ok", 0.01, int((now - 1) * 1e9),
-                                     subject=pseudonymize(f"user-{i}")))
+        analytics.on_call(
+            CallRecord(
+                "call",
+                "bench",
+                "op",
+                version,
+                None,
+                "ok",
+                0.01,
+                int((now - 1) * 1e9),
+                subject=pseudonymize(f"user-{i}"),
+            )
+        )
         if i in checkpoints:
             held, peak = tracemalloc.get_traced_memory()
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             users = sum(v.users_1h for v in analytics.evaluate().migrations["bench"].adoption.versions)
-            print(f"{i:>10} {held / 2**20:>9.1f} {peak / 2**20:>9.1f} {rss:>8.1f} {users:>10.0f} "
-                  f"{(users - i) / i:>+7.2%}")
+            print(
+                f"{i:>10} {held / 2**20:>9.1f} {peak / 2**20:>9.1f} {rss:>8.1f} {users:>10.0f} "
+                f"{(users - i) / i:>+7.2%}"
+            )
     print(f"\n{args.users} users in {time.perf_counter() - started:.0f} s")
 
 

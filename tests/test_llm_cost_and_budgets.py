@@ -156,7 +156,7 @@ def test_thresholds_fire_once_each_under_many_threads() -> None:
 
 
 def test_hard_stop_refuses_the_next_call_and_nothing_past_100_percent(harness: Harness) -> None:
-    budgets.configure(parse_budgets({"service": {"daily_usd": 1.0, "hard_stop": True}}))
+    budgets.configure(parse_budgets({"service-hard": {"daily_usd": 1.0, "hard_stop": True}}))
     crossed: list[int] = []
     otel_migration.on_budget(lambda e: crossed.append(e.threshold_pct))
     made = 0
@@ -165,7 +165,7 @@ def test_hard_stop_refuses_the_next_call_and_nothing_past_100_percent(harness: H
             record_llm_call(model="claude-3-5-haiku", input_tokens=100_000, output_tokens=0)  # $0.08 each
             made += 1
     assert made == 13  # $0.96 after 12 calls, the 13th crosses $1.00, the 14th is refused
-    assert caught.value.budget == "service" and caught.value.period == "daily"
+    assert caught.value.budget == "service-hard" and caught.value.period == "daily"
     assert caught.value.spend_usd == pytest.approx(1.04)
     assert crossed == [50, 80, 90, 100]
     spans_before = len(harness.spans())

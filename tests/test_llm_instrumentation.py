@@ -142,7 +142,7 @@ def test_anthropic_error_is_reraised_and_recorded(instrumented: Harness, server:
 def test_hard_stop_refuses_before_any_request(instrumented: Harness, server: LLMServer) -> None:
     budgets.configure(
         otel_migration.load_settings(
-            {"budgets": {"service": {"daily_usd": 0.0001, "hard_stop": True}}}, environ={}
+            {"budgets": {"llm-hard-stop": {"daily_usd": 0.0001, "hard_stop": True}}}, environ={}
         ).budgets
     )
     server.configure(usage=Usage(input_tokens=1000, output_tokens=100))
