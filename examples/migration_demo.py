@@ -1,7 +1,9 @@
 """`make demo`: a 1.0 -> 2.0 migration of a billing service, measured end to end.
 
 Users are assigned to a version by the sticky rollout router as it ramps from 10 % to 90 %; both
-versions are wrapped from ``otel-migration.toml`` without touching their code. Telemetry goes
+versions are wrapped from ``otel-migration.toml`` without touching their code. Each report ends
+with an LLM summary (1.0 on a haiku-tier model, 2.0 on a sonnet-tier one, reported through
+``record_llm_call`` as no API key is needed for a demo) and the user's verdict on it. Telemetry goes
 where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says or, with no collector configured, to OTLP JSON lines
 in a local file. At the end the in-process snapshot is printed: adoption, errors, latency per
 version and the statistical verdicts a deploy script could gate on.
@@ -10,6 +12,7 @@ version and the statistical verdicts a deploy script could gate on.
 from __future__ import annotations
 
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -29,6 +32,7 @@ def run() -> None:
     from billing.next import Billing
 
     billing = Billing()
+    rng = random.Random(7)
     for i in range(REQUESTS):
         percent = 10 + 80 * i / REQUESTS  # the rollout ramps up during the run
         user = f"user-{i * 7919 % USERS}"
@@ -41,12 +45,38 @@ def run() -> None:
                 else:
                     legacy.charge(user, 1000 + i)
                     legacy.monthly_report(user)
+                summarize(version, rng)
             except (TimeoutError, ValueError):
                 pass  # the service answers with an error page; the telemetry has recorded it
 
     otel_migration.force_flush()
     print_summary(telemetry, otel_migration.snapshot())
     otel_migration.shutdown()
+
+
+def summarize(version: str, rng: random.Random) -> None:
+    """The report's LLM summary and what the user thought of it (simulated: no API key needed)."""
+    model, tier, quality = (
+        ("claude-3-5-haiku-20241022", "haiku", 72)
+        if version == "1.0"
+        else ("claude-sonnet-4-20250514", "sonnet", 86)
+    )
+    # Reported after the fact (outside the versioned report), so the version is given explicitly.
+    otel_migration.record_llm_call(
+        model=model,
+        provider="anthropic",
+        input_tokens=rng.randint(900, 1300),
+        output_tokens=rng.randint(150, 260),
+        duration_s=rng.uniform(0.4, 0.9),
+        version=version,
+        phase="synthesis",
+    )
+    otel_migration.record_quality(min(100, max(0, rng.gauss(quality, 8))), version=version, tier=tier)
+    action = rng.choices(["approved", "edited", "regenerated"], [quality, 100 - quality, 12])[0]
+    otel_migration.record_action(action, version=version, tier=tier)  # type: ignore[arg-type]
+    if rng.random() < 0.3:
+        rating = min(10, max(0, round(rng.gauss(quality / 10, 2))))
+        otel_migration.record_feedback(rating, version=version, tier=tier)
 
 
 def print_summary(telemetry: otel_migration.Telemetry, snapshot: otel_migration.Snapshot) -> None:
@@ -82,9 +112,22 @@ def print_summary(telemetry: otel_migration.Telemetry, snapshot: otel_migration.
             f"{stats.p50 * 1000:>9.2f}{stats.p95 * 1000:>9.2f}{stats.p99 * 1000:>9.2f}"
         )
 
+    llm = telemetry.llm
+    print("\nLLM summaries:")
+    for stats in telemetry.quality.stats():
+        calls = sum(n for key, n in llm.calls.items() if key[1] == stats.version)
+        spent = llm.total_cost(version=stats.version)
+        nps = f"{stats.nps:+.0f}" if stats.nps is not None else "n/a"
+        per_call = spent / max(calls, 1)
+        print(
+            f"  {stats.version} ({stats.tier}): {calls} calls, ${spent:.4f} (${per_call:.5f} a call), "
+            f"quality {stats.mean_score:.0f}/100, accepted {stats.acceptance_rate:.0%}, NPS {nps}"
+        )
+
     print("\nverdicts (2.0 against 1.0):")
     for verdict in migration.verdicts:
-        print(f"  {verdict.operation} {verdict.metric}: {verdict.reason}")
+        where = "all operations" if verdict.operation == "*" else verdict.operation
+        print(f"  {where}, {verdict.metric}: {verdict.reason}")
     srm = migration.sample_ratio
     if srm is None:
         print("\nsplit check: not run, the rollout percent changed within the last hour (it ramped)")

@@ -56,6 +56,7 @@ SHORT_BUCKETS: Final = 12
 LONG_BUCKET_S: Final = 3600  # 24 x 1 hour = the last day
 LONG_BUCKETS: Final = 24
 SRM_MIN_USERS: Final = 100
+ALL_OPERATIONS: Final = "*"  # the operation of verdicts over a whole migration (cost, quality)
 SRM_ALPHA: Final = 0.001
 
 
@@ -265,13 +266,17 @@ class MigrationAnalytics:
             now = self._clock()
             migrations = sorted({m for m, _ in self._versions})
             partial = {m: self._evaluate_migration(m, now) for m in migrations}
-            medians: dict[tuple[str, str, str], float] = {}
+            medians: dict[tuple[str, str, str, str], float] = {}  # migration, operation, metric, version
             for (migration, operation, version), op in self._operations.items():
                 if op.latency.size:
-                    medians[(migration, operation, version)] = float(np.median(op.latency.samples()))
+                    medians[(migration, operation, "latency", version)] = float(
+                        np.median(op.latency.samples())
+                    )
             for (metric, sample_migration, version), ring in self._samples.items():
                 if ring.size:
-                    medians[(sample_migration, metric, version)] = float(np.median(ring.samples()))
+                    medians[(sample_migration, ALL_OPERATIONS, metric, version)] = float(
+                        np.median(ring.samples())
+                    )
             # One family for Holm: every comparison judged at this moment, across migrations.
             judged = adjust([v for snap in partial.values() for v in snap.verdicts], self.settings, medians)
             position, result = 0, {}
@@ -381,7 +386,7 @@ class MigrationAnalytics:
                     shift_verdict(
                         metric,
                         migration,
-                        metric,
+                        ALL_OPERATIONS,
                         control,
                         candidate,
                         base.samples() if base else np.empty(0),

@@ -29,7 +29,7 @@ from . import _runtime
 from . import _semconv as sc
 from ._budgets import Budgets
 from ._categories import error_type
-from ._context import current_scope, current_subject
+from ._context import Scope, current_scope, current_subject
 from ._pricing import PriceTable, normalize_model
 from ._recorder import CallRecord
 
@@ -136,6 +136,7 @@ class LLMCall:
         "operation",
         "provider",
         "request_model",
+        "scope",
         "span",
         "start_ns",
         "telemetry",
@@ -161,6 +162,7 @@ class LLMCall:
         self._first_chunk: int | None = None
         self._token: object | None = None
         self._finished = False
+        self.scope: Scope | None = None
 
     @classmethod
     def start(
@@ -171,6 +173,7 @@ class LLMCall:
         *,
         span: Span | None = None,
         own_span: bool = True,
+        scope: Scope | None = None,
     ) -> LLMCall | None:
         """Check the budget, then open a CLIENT span, or use ``span``; ``own_span=False`` opens none.
 
@@ -184,7 +187,8 @@ class LLMCall:
         subject = current_subject()
         budgets.check(user=subject.user if subject else None, tenant=subject.tenant if subject else None)
         try:
-            scope = current_scope()
+            # Captured now: a stream may well be finished outside the versioned call that started it.
+            scope = scope or current_scope()
             attributes = {
                 sc.GEN_AI_OPERATION_NAME: operation,
                 sc.GEN_AI_PROVIDER_NAME: provider,
@@ -206,7 +210,9 @@ class LLMCall:
                 )
             elif span.is_recording():
                 span.set_attributes(attributes)
-            return cls(telemetry, provider, operation, request_model, span, time.perf_counter_ns())
+            call = cls(telemetry, provider, operation, request_model, span, time.perf_counter_ns())
+            call.scope = scope
+            return call
         except Exception:
             _logger.exception("otel-migration: failed to start an LLM call's telemetry")
             return None
@@ -290,7 +296,7 @@ class LLMCall:
                     cache_write_tokens=cache_write,
                 )
         tier = tier_of(self.telemetry, model, prices)
-        scope = current_scope()
+        scope = self.scope
         span = self.span
         if span.is_recording():
             attributes: dict[str, str | int | float] = {sc.LLM_TIER: tier}
@@ -358,10 +364,15 @@ def record_llm_call(
     response_model: str | None = None,
     duration_s: float | None = None,
     error: BaseException | None = None,
+    version: str | None = None,
+    migration: str | None = None,
+    phase: str | None = None,
 ) -> float | None:
     """Report an LLM call made by a client we do not instrument; returns its cost in USD (None: unpriced).
 
-    ``input_tokens`` counts every input token, cached ones included. The call gets a span (ending
+    ``input_tokens`` counts every input token, cached ones included. ``version``, ``migration`` and
+    ``phase`` default to the versioned call and phase in effect; give them to record a call after
+    the fact, outside that call. The call gets a span (ending
     now, starting ``duration_s`` ago), a cost, a tier, the version and phase in effect, and is
     charged to the budgets; with a hard-stop budget spent it raises :class:`BudgetExceeded`.
     """
@@ -385,7 +396,16 @@ def record_llm_call(
     if telemetry is not None and telemetry.enabled and duration_s is not None:
         start = time.time_ns() - int(max(duration_s, 0.0) * 1e9)
         span = telemetry.tracer.start_span(f"{operation} {model}", kind=SpanKind.CLIENT, start_time=start)
-    call = LLMCall.start(provider, operation, model, span=span)
+    scope = current_scope()
+    if version is not None or migration is not None or phase is not None:
+        scope = Scope(
+            migration
+            or (scope.migration if scope else telemetry.settings.migration if telemetry else "default"),
+            scope.operation if scope else operation,
+            version or (scope.version if scope else ""),
+            phase or (scope.phase if scope else None),
+        )
+    call = LLMCall.start(provider, operation, model, span=span, scope=scope)
     if call is None:
         return None
     if duration_s is not None:

@@ -159,7 +159,7 @@ def _judge(
 def adjust(
     verdicts: Sequence[Verdict],
     settings: AnalyticsSettings,
-    control_medians: dict[tuple[str, str, str], float],
+    control_medians: dict[tuple[str, str, str, str], float],
 ) -> list[Verdict]:
     """Holm-adjust every tested verdict of the family together and decide each state."""
     tested = [i for i, v in enumerate(verdicts) if v.p_value is not None]
@@ -168,6 +168,9 @@ def adjust(
     for position, index in enumerate(tested):
         v = verdicts[index]
         result[index] = _judge(
-            v, float(adjusted[position]), settings, control_medians.get((v.migration, v.operation, v.control))
+            v,
+            float(adjusted[position]),
+            settings,
+            control_medians.get((v.migration, v.operation, v.metric, v.control)),
         )
     return result

@@ -200,3 +200,22 @@ def test_per_user_budgets_are_separate(harness: Harness) -> None:
 def test_bad_budget_configuration(table: dict[str, object], fragment: str) -> None:
     with pytest.raises(otel_migration.ConfigError, match=fragment):
         otel_migration.load_settings({"budgets": table}, environ={})
+
+
+def test_a_call_recorded_after_the_fact_names_its_version(harness: Harness) -> None:
+    record_llm_call(
+        model="claude-3-5-haiku",
+        input_tokens=1000,
+        output_tokens=100,
+        version="2.0",
+        migration="assistant",
+        phase="synthesis",
+    )
+    (span,) = harness.spans("chat claude-3-5-haiku")
+    assert (
+        span.attributes["migration.version"],
+        span.attributes["migration.name"],
+        span.attributes["migration.phase"],
+    ) == ("2.0", "assistant", "synthesis")
+    harness.telemetry.recorder.drain()
+    assert harness.telemetry.llm.total_cost(migration="assistant", version="2.0", phase="synthesis") > 0
