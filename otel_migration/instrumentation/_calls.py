@@ -41,13 +41,30 @@ def _start(
     return LLMCall.start(provider, operation, str(kwargs.get("model", "")), own_span=own_span)
 
 
-def _finish_result(call: LLMCall, result: Any, extract: Extractor) -> None:
+def _failed(call: LLMCall, exc: BaseException) -> None:
+    """The request raised: record the error (cancellation is not an error of the call)."""
+    call.finish(error=exc if isinstance(exc, Exception) else None)
+
+
+def _returned(
+    call: LLMCall,
+    result: Any,
+    kwargs: dict[str, Any],
+    extract: Extractor,
+    observe: Observer,
+    stream_type: type[ObservedStream] | type[ObservedAsyncStream],
+) -> Any:
+    """The request returned: a stream comes back observed; a response is read for its usage now."""
+    call.deactivate()
+    if kwargs.get("stream"):
+        return stream_type(result, call, observe)
     try:
         usage = extract(result)
     except Exception:
         _logger.debug("otel-migration: no usage in %r", type(result), exc_info=True)
         usage = None
     (usage or Usage()).finish(call)
+    return result
 
 
 def sync_call_wrapper(
@@ -68,13 +85,9 @@ def sync_call_wrapper(
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.finish(error=exc if isinstance(exc, Exception) else None)
+            _failed(call, exc)
             raise
-        call.deactivate()
-        if kwargs.get("stream"):
-            return ObservedStream(result, call, observe)
-        _finish_result(call, result, extract)
-        return result
+        return _returned(call, result, kwargs, extract, observe, ObservedStream)
 
     return wrapper
 
@@ -100,13 +113,9 @@ def async_call_wrapper(
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
-                call.finish(error=exc if isinstance(exc, Exception) else None)
+                _failed(call, exc)
                 raise
-            call.deactivate()
-            if kwargs.get("stream"):
-                return ObservedAsyncStream(result, call, observe)
-            _finish_result(call, result, extract)
-            return result
+            return _returned(call, result, kwargs, extract, observe, ObservedAsyncStream)
 
         return run()
 
@@ -162,7 +171,7 @@ class ObservedStreamManager(wrapt.ObjectProxy):  # type: ignore[type-arg]
             stream = self.__wrapped__.__enter__()
         except BaseException as exc:
             if call is not None:
-                call.finish(error=exc if isinstance(exc, Exception) else None)
+                _failed(call, exc)
             raise
         if call is not None:
             call.deactivate()
@@ -182,7 +191,7 @@ class ObservedStreamManager(wrapt.ObjectProxy):  # type: ignore[type-arg]
             stream = await self.__wrapped__.__aenter__()
         except BaseException as exc:
             if call is not None:
-                call.finish(error=exc if isinstance(exc, Exception) else None)
+                _failed(call, exc)
             raise
         if call is not None:
             call.deactivate()
