@@ -4,10 +4,10 @@ tests/test_llm_instrumentation.py runs in .venv with the current majors (constra
 runs again, unchanged, in one venv per SDK set of tests/sdk-majors-constraints.txt: that file has a
 section per set (a ``# [name]`` line, then its pins), which pins the SDKs and every package they bring
 in that constraints.txt does not pin, or pins to a version they cannot use. A venv is built once per
-machine under ``${OTEL_MIGRATION_CACHE:-$HOME/.cache/otel-migration}/sdk-majors/<name>`` and again
-only when what it was built from changes (a stamp holds the hash). It holds the project's
-dependencies, not the project: the run puts the repository first on PYTHONPATH, so the venv serves
-any clone.
+machine under ``${OTEL_MIGRATION_CACHE:-$HOME/.cache/otel-migration}/sdk-majors/<name>/<hash>``, the
+hash of what it is built from (the pins file, constraints.txt, the requirements, the interpreter):
+anew only when one of them changes (about a minute a set). It holds the project's dependencies, not
+the project: the run puts the repository first on PYTHONPATH, so one venv serves every clone.
 
 A venv installs the dependencies of pyproject.toml (``dependencies`` and the ``dev`` extra, whose
 ranges the pinned SDKs must fall in) under constraints.txt less the lines of the packages that the
@@ -18,6 +18,7 @@ from ``<venv>/bin/python -m pip freeze`` into the section.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,7 @@ VENVS = CACHE / "sdk-majors"
 #: Variables that would configure the SDKs, our package or the inner pytest from the outside.
 FOREIGN_ENV = ("OTEL_", "ANTHROPIC_", "OPENAI_", "PYTEST_")
 
-_SECTION = re.compile(r"#\s*\[(?P<name>[\w.-]+)\]\s*$")
+_SECTION = re.compile(r"#\s*\[(?P<name>[\w.-]+)\](\s.*)?$")
 
 
 def canonical(name: str) -> str:
@@ -82,9 +84,10 @@ def constraints_for(pins: list[str]) -> str:
     return "\n".join([*kept, *pins]) + "\n"
 
 
-def run(command: list[str], *, timeout: float, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(  # type: ignore[call-overload]
-        command, capture_output=True, text=True, timeout=timeout, check=False, cwd=VENVS, **kwargs
+def run(command: list[str], *, timeout: float, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # Not in the repository: its otel_migration.egg-info would look installed to pip freeze.
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, check=False, cwd=VENVS, env=env
     )
     if result.returncode != 0:
         pytest.fail(
@@ -92,48 +95,73 @@ def run(command: list[str], *, timeout: float, **kwargs: object) -> subprocess.C
             f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}",
             pytrace=False,
         )
-    return result  # type: ignore[no-any-return]
+    return result
 
 
-def venv_for(name: str, pins: list[str]) -> Path:
-    """The venv of one SDK set, built under a lock unless its stamp says it is current."""
-    venv = VENVS / name
-    python = venv / "bin" / "python"
-    requirements = project_requirements()
+def inputs_digest() -> str:
+    """What a venv is built from: the pins, constraints.txt, the requirements and the interpreter."""
     digest = hashlib.sha256()
     for part in (
         PINS.read_bytes(),
         PROJECT_CONSTRAINTS.read_bytes(),
-        "\n".join(requirements).encode(),
+        "\n".join(project_requirements()).encode(),
         f"{sys.version}\n{getattr(sys, '_base_executable', sys.executable)}".encode(),
     ):
         digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def build(venv: Path, name: str, pins: list[str]) -> None:
+    started = time.monotonic()
+    shutil.rmtree(venv, ignore_errors=True)
+    python = venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    run([sys.executable, "-m", "venv", str(venv)], timeout=300, env=env)
+    constraints = venv / "sdk-majors-constraints.txt"
+    constraints.write_text(constraints_for(pins))
+    run(
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints), *project_requirements()],
+        timeout=3600,
+        env=env,
+    )
+    run([str(python), "-m", "pip", "check"], timeout=300, env=env)
+    frozen = run([str(python), "-m", "pip", "freeze"], timeout=300, env=env).stdout
+    pinned = {requirement_name(line) for line in requirement_lines(constraints.read_text())}
+    unpinned = [line for line in requirement_lines(frozen) if requirement_name(line) not in pinned]
+    assert not unpinned, f"pin these under [{name}] in {PINS.relative_to(ROOT)}: {unpinned}"
+    print(f"built {venv} in {time.monotonic() - started:.0f} s")
+
+
+@contextlib.contextmanager
+def venv_for(name: str, pins: list[str]) -> Iterator[Path]:
+    """The venv of one SDK set, built if need be, kept from being removed while in use.
+
+    Each venv is ``sdk-majors/<name>/<digest of its inputs>``, so runs from clones that differ in
+    them never share one. A run holds its venv's lock shared while it uses the venv, exclusively
+    while it builds it; venvs of the same set that no run holds are removed.
+    """
+    digest = inputs_digest()
+    home = VENVS / name
+    venv = home / digest[:16]
     stamp = venv / ".stamp"
-    VENVS.mkdir(parents=True, exist_ok=True)
-    with open(VENVS / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another run building the same venv: wait for it
-        if python.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
-            return venv
-        started = time.monotonic()
-        shutil.rmtree(venv, ignore_errors=True)
-        # Outside the repository: its otel_migration.egg-info must not look installed to pip freeze.
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        run([sys.executable, "-m", "venv", str(venv)], timeout=300, env=env)
-        constraints = venv / "sdk-majors-constraints.txt"
-        constraints.write_text(constraints_for(pins))
-        run(
-            [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints), *requirements],
-            timeout=3600,
-            env=env,
-        )
-        run([str(python), "-m", "pip", "check"], timeout=300, env=env)
-        frozen = run([str(python), "-m", "pip", "freeze"], timeout=300, env=env).stdout
-        pinned = {requirement_name(line) for line in requirement_lines(constraints.read_text())}
-        unpinned = [line for line in requirement_lines(frozen) if requirement_name(line) not in pinned]
-        assert not unpinned, f"pin these under [{name}] in {PINS.relative_to(ROOT)}: {unpinned}"
-        stamp.write_text(digest.hexdigest())
-        print(f"built {venv} in {time.monotonic() - started:.0f} s")
-        return venv
+    home.mkdir(parents=True, exist_ok=True)
+    lock_path = home / f"{digest[:16]}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ((venv / "bin" / "python").exists() and stamp.exists() and stamp.read_text() == digest):
+            build(venv, name, pins)
+            stamp.write_text(digest)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        for other in home.glob("*.lock"):
+            if other == lock_path:
+                continue
+            with open(other, "w") as stale:
+                try:
+                    fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # in use by another run
+                shutil.rmtree(other.with_suffix(""), ignore_errors=True)
+        yield venv
 
 
 SETS = sdk_sets()
@@ -154,18 +182,21 @@ def test_pins_file_has_the_previous_majors() -> None:
 
 @pytest.mark.parametrize("name", sorted(SETS))
 def test_llm_instrumentation_under_previous_sdk_majors(name: str) -> None:
-    python = venv_for(name, SETS[name]) / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV) and k != "VIRTUAL_ENV"}
     env["PYTHONPATH"] = str(ROOT)  # this clone's otel_migration, also for the test's own subprocesses
-    result = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_llm_instrumentation.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    with venv_for(name, SETS[name]) as venv:
+        result = subprocess.run(
+            [
+                *(str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                "tests/test_llm_instrumentation.py",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     assert result.returncode == 0, (
         f"tests/test_llm_instrumentation.py failed with {' '.join(SETS[name])} (exit {result.returncode})\n"
         f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
