@@ -9,60 +9,15 @@ simulation knows to be true.
 from __future__ import annotations
 
 import itertools
-import uuid
 
-import numpy as np
+from .simulation import simulate
 
-from otel_migration import CallRecord, rollout, set_rollout
-from otel_migration._analytics import MigrationAnalytics
-from otel_migration._config import AnalyticsSettings
-from otel_migration._rollout import registry
-from otel_migration._subjects import pseudonymize
-
-T0 = 1_800_000_000.0
-USERS = [f"user-{i}" for i in range(2000)]
 RAMP = [0, 0, 1, 2, 5, 5, 10, 10, 20, 20, 30, 40, 50, 50, 60, 70, 80, 80, 90, 90, 95, 100, 100, 100]
 
 
 def test_a_day_of_migration() -> None:
-    name = f"checkout-{uuid.uuid4().hex[:6]}"
-    clock = [T0]
-    analytics = MigrationAnalytics(AnalyticsSettings(stall_after_s=7200.0), registry, lambda: clock[0])
-    rng = np.random.default_rng(11)
-    hourly = []
-    for hour, percent in enumerate(RAMP):
-        set_rollout(name, percent=percent)
-        expected_on_v2 = 0
-        for i, user in enumerate(USERS):
-            version = rollout(name, user)
-            expected_on_v2 += version == "2.0"
-            offset = i * 1.8  # users spread over the hour
-            at = T0 + hour * 3600 + offset
-            for operation, slower in (("search", 1.3), ("checkout", 0.7)):
-                base = float(rng.lognormal(-3.5, 0.25))
-                duration = base * slower if version == "2.0" else base
-                error = None
-                burst = hour == 20 and version == "2.0" and operation == "checkout" and offset >= 3300
-                if burst and i % 4 == 0:
-                    error = "network"  # 2.0's network errors in the last 5 minutes of hour 20
-                analytics.on_call(
-                    CallRecord(
-                        "call",
-                        name,
-                        operation,
-                        version,
-                        None,
-                        "error" if error else "ok",
-                        duration,
-                        int(at * 1e9),
-                        "ConnectionError" if error else None,
-                        error,
-                        pseudonymize(user),
-                    )
-                )
-        clock[0] = T0 + hour * 3600 + 3599
-        snapshot = analytics.evaluate().migrations[name]
-        hourly.append((percent, expected_on_v2 / len(USERS), snapshot))
+    _, hours = simulate(RAMP, burst_hour=20)
+    hourly = [(h.percent, h.true_share, h.snapshot) for h in hours]
 
     # Adoption follows the ramp: the 1 h ratio is the share of users the rollout put on 2.0.
     for percent, true_share, snap in hourly:
