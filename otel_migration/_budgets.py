@@ -80,7 +80,12 @@ class BudgetExceeded(RuntimeError):
 
 
 def _period_start(period: Period, now: dt.datetime) -> str:
-    return now.strftime("%Y-%m-%d" if period == "daily" else "%Y-%m")
+    # Formatted by hand: strftime on every LLM call costs more than the rest of the accounting.
+    return (
+        f"{now.year:04d}-{now.month:02d}-{now.day:02d}"
+        if period == "daily"
+        else f"{now.year:04d}-{now.month:02d}"
+    )
 
 
 @dataclass

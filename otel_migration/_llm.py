@@ -119,11 +119,15 @@ def _warn_unpriced(model: str) -> None:
 
 
 def tier_of(telemetry: _runtime.Telemetry, model: str, prices: PriceTable) -> str:
-    override = telemetry.settings.model_tiers.get(normalize_model(model))
-    if override:
-        return override
-    price = prices.lookup(model)
-    return price.tier if price is not None else UNKNOWN_TIER
+    """The model's tier: the configured map first, then the price table; cached per configuration."""
+    tier = telemetry.tiers.get(model)
+    if tier is None:
+        override = telemetry.settings.model_tiers.get(normalize_model(model))
+        price = prices.lookup(model)
+        tier = override or (price.tier if price is not None else UNKNOWN_TIER)
+        if len(telemetry.tiers) < 4096:
+            telemetry.tiers[model] = tier
+    return tier
 
 
 class LLMCall:

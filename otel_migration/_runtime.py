@@ -76,6 +76,7 @@ class Telemetry:
         self.tracer = providers.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__)
         self.classifier = ErrorClassifier(settings.error_categories)
         self.prices = PriceTable.load(settings.pricing_file)
+        self.tiers: dict[str, str] = {}  # model name -> tier, filled by the LLM calls
         if assemble is None:
             raise RuntimeError("otel_migration._processing was not imported")
         processors = assemble(providers.meter_provider, settings)
