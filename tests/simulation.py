@@ -24,6 +24,32 @@ T0 = 1_800_000_000.0  # on an hour boundary
 SLOWDOWN = {"search": 1.3, "checkout": 0.7}
 
 
+def record(
+    migration: str,
+    operation: str,
+    version: str,
+    duration: float,
+    at: float,
+    *,
+    user: str | None = None,
+    error: str | None = None,
+) -> CallRecord:
+    """A finished call as the recorder hands it to the analytics; ``error`` is its category."""
+    return CallRecord(
+        "call",
+        migration,
+        operation,
+        version,
+        None,
+        "error" if error else "ok",
+        duration,
+        int(at * 1e9),
+        "RuntimeError" if error else None,
+        error,
+        pseudonymize(user) if user else None,
+    )
+
+
 @dataclass(frozen=True)
 class Hour:
     percent: float
@@ -53,21 +79,7 @@ def simulate(
                 duration = base * factor if version == "2.0" else base
                 burst = hour == burst_hour and version == "2.0" and operation == "checkout" and offset >= 3300
                 error = "network" if burst and i % 4 == 0 else None
-                analytics.on_call(
-                    CallRecord(
-                        "call",
-                        name,
-                        operation,
-                        version,
-                        None,
-                        "error" if error else "ok",
-                        duration,
-                        int(at * 1e9),
-                        "ConnectionError" if error else None,
-                        error,
-                        pseudonymize(user),
-                    )
-                )
+                analytics.on_call(record(name, operation, version, duration, at, user=user, error=error))
         clock[0] = T0 + hour * 3600 + 3599
         hours.append(Hour(percent, on_v2 / users, analytics.evaluate().migrations[name]))
     return name, hours

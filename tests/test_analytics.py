@@ -7,12 +7,12 @@ import uuid
 import numpy as np
 import pytest
 
-from otel_migration import CallRecord
 from otel_migration._analytics import Guard, MigrationAnalytics
 from otel_migration._config import AnalyticsSettings
 from otel_migration._rollout import registry
 from otel_migration._sketch import RELATIVE_ERROR
-from otel_migration._subjects import pseudonymize
+
+from .simulation import record
 
 T0 = 1_800_000_000.0  # a fixed "now" on a 5-minute boundary
 
@@ -23,31 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def record(
-    migration: str,
-    operation: str,
-    version: str,
-    duration: float,
-    at: float,
-    *,
-    user: str | None = None,
-    error: str | None = None,
-) -> CallRecord:
-    return CallRecord(
-        "call",
-        migration,
-        operation,
-        version,
-        None,
-        "error" if error else "ok",
-        duration,
-        int(at * 1e9),
-        "RuntimeError" if error else None,
-        error,
-        pseudonymize(user) if user else None,
-    )
 
 
 def analytics(clock: Clock, **settings: float) -> MigrationAnalytics:
