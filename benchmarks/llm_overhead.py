@@ -37,9 +37,12 @@ Our package is imported from this checkout (``sys.path``), so edits are measured
 The same pipeline for everyone: a global ``TracerProvider`` with one ``BatchSpanProcessor`` (default
 batching) and an exporter that discards, a global ``MeterProvider`` whose only reader is an
 ``InMemoryMetricReader`` (never exports), no ``LoggerProvider`` (events go to the API's no-op), no
-``OTEL_*``/``OPENAI_*``/``ANTHROPIC_*``/proxy variables, prompt and completion capture off everywhere.
-The loopback server gets ``TCP_NODELAY`` on its sockets (it sends headers and body separately; with Nagle
-on, each call waits ~40 ms for a delayed ACK on this VM, which would drown everything else).
+``OTEL_*``/``OPENAI_*``/``ANTHROPIC_*``/proxy variables but the one below, no prompt/completion capture.
+``ANTHROPIC_OPEN_TELEMETRY=false`` everywhere: anthropic >= 1.14 traces itself through the global
+provider, which would put the SDK's span in ``bare``, give the anchors a second span, and leave ours
+(which then adds no span of its own) nothing to do. The loopback server gets ``TCP_NODELAY`` on its
+sockets (it sends headers and body separately; with Nagle on, each call waits ~40 ms for a delayed ACK
+on this VM, which would drown everything else).
 Knobs per tool (see ``VARIANTS``):
 
 - OTel contrib (``openai-v2``, ``genai-openai``, ``genai-anthropic``): ``instrument(tracer_provider=...,
@@ -812,7 +815,10 @@ def _clean_environment(variant: Variant) -> dict[str, str]:
     )
     proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k.lower() not in proxies}
-    env.update(NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1", **variant.env_vars)
+    # anthropic >= 1.14 traces itself through the global provider: off, so that every variant (bare
+    # included) is measured with only its own span, as with openai.
+    env.update(NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1", ANTHROPIC_OPEN_TELEMETRY="false")
+    env.update(variant.env_vars)
     return env
 
 
