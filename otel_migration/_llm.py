@@ -29,7 +29,7 @@ from . import _runtime
 from . import _semconv as sc
 from ._budgets import Budgets
 from ._categories import error_type
-from ._context import Scope, current_scope, current_subject
+from ._context import Scope, Subject, current_scope, current_subject
 from ._pricing import PriceTable, normalize_model
 from ._recorder import CallRecord
 
@@ -143,6 +143,7 @@ class LLMCall:
         "scope",
         "span",
         "start_ns",
+        "subject",
         "telemetry",
     )
 
@@ -167,6 +168,7 @@ class LLMCall:
         self._token: object | None = None
         self._finished = False
         self.scope: Scope | None = None
+        self.subject: Subject | None = None
 
     @classmethod
     def start(
@@ -215,7 +217,7 @@ class LLMCall:
             elif span.is_recording():
                 span.set_attributes(attributes)
             call = cls(telemetry, provider, operation, request_model, span, time.perf_counter_ns())
-            call.scope = scope
+            call.scope, call.subject = scope, subject
             return call
         except Exception:
             _logger.exception("otel-migration: failed to start an LLM call's telemetry")
@@ -323,7 +325,7 @@ class LLMCall:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         span.end()
-        subject = current_subject()
+        subject = self.subject
         if cost is not None:
             budgets.add(
                 cost, user=subject.user if subject else None, tenant=subject.tenant if subject else None
