@@ -133,6 +133,9 @@ class Settings:
     subject_key: str | None = None
     #: Export raw subject ids instead of pseudonyms (opt-out of pseudonymisation).
     export_subject_ids: bool = False
+    #: Put prompts and completions on LLM spans (gen_ai.input.messages / gen_ai.output.messages).
+    #: Off by default: they hold personal and confidential data.
+    capture_content: bool = False
     rollouts: Mapping[str, RolloutSpec] = field(default_factory=dict)
     #: A price file replacing or adding models of the shipped table (same TOML layout).
     pricing_file: str | None = None
@@ -272,6 +275,7 @@ _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "max_queue_size": _parse_positive_int,
     "subject_key": _parse_secret,
     "export_subject_ids": _parse_bool,
+    "capture_content": _parse_bool,
     "rollouts": _parse_rollouts,
     "pricing_file": _parse_name,
     "model_tiers": _parse_model_tiers,
@@ -286,6 +290,7 @@ _ENV_NAMES: Final = {
     "max_queue_size": "OTEL_MIGRATION_MAX_QUEUE_SIZE",
     "subject_key": "OTEL_MIGRATION_SUBJECT_KEY",
     "export_subject_ids": "OTEL_MIGRATION_EXPORT_SUBJECT_IDS",
+    "capture_content": "OTEL_MIGRATION_CAPTURE_CONTENT",
     "pricing_file": "OTEL_MIGRATION_PRICING_FILE",
 }
 KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_file"}

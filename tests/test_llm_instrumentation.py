@@ -281,3 +281,28 @@ def test_one_span_per_call_whether_or_not_the_sdk_traces_itself(server: LLMServe
     assert attrs["migration.llm.cost"] == pytest.approx(
         cost("claude-haiku-4-5", input_tokens=1000, output_tokens=100)
     )
+
+
+def test_content_is_captured_only_when_opted_in(
+    server: LLMServer, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import make_harness
+
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    server.configure(text="The contract renews yearly.")
+    h = make_harness(capture_content=True)
+    OpenAIInstrumentor().instrument()
+    AnthropicInstrumentor().instrument()
+    try:
+        openai_client(server).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        anthropic_client(server).messages.create(
+            model="claude-haiku-4-5", max_tokens=32, messages=MESSAGES, system="Be brief."
+        )
+    finally:
+        OpenAIInstrumentor().uninstrument()
+        AnthropicInstrumentor().uninstrument()
+    spans = {s.attributes["gen_ai.provider.name"]: s.attributes for s in llm_spans(h)}  # type: ignore[attr-defined]
+    for attributes in spans.values():
+        assert "Summarise the contract" in attributes["gen_ai.input.messages"]
+        assert "The contract renews yearly." in attributes["gen_ai.output.messages"]
+    assert "Be brief." in spans["anthropic"]["gen_ai.input.messages"]

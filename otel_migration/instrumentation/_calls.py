@@ -7,6 +7,7 @@ observed; anything else of ours that fails is logged and never reaches the appli
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 
+from .. import _semconv as sc
 from .._enrich import is_llm_span
 from .._llm import LLMCall
 from ._streams import ObservedAsyncStream, ObservedStream, Observer, Usage
@@ -38,7 +40,42 @@ def _start(
         own_span = not traced_by_sdk(instance) and not is_llm_span(trace.get_current_span())
     except Exception:
         own_span = True
-    return LLMCall.start(provider, operation, str(kwargs.get("model", "")), own_span=own_span)
+    call = LLMCall.start(provider, operation, str(kwargs.get("model", "")), own_span=own_span)
+    if call is not None and call.telemetry.settings.capture_content:
+        _capture(call, sc.GEN_AI_INPUT_MESSAGES, _request_content(kwargs))
+    return call
+
+
+_CONTENT_LIMIT = 16_384  # characters of each captured attribute
+
+
+def _request_content(kwargs: dict[str, Any]) -> object:
+    return {key: kwargs[key] for key in ("system", "instructions", "messages", "input") if key in kwargs}
+
+
+def _response_content(result: Any) -> object:
+    """The text an SDK response carries: Anthropic content blocks, chat choices or Responses output."""
+    text = getattr(result, "output_text", None)
+    if isinstance(text, str):
+        return text
+    choices = getattr(result, "choices", None)
+    if choices:
+        return [getattr(getattr(choice, "message", None), "content", None) for choice in choices]
+    blocks = getattr(result, "content", None)
+    if isinstance(blocks, list):
+        return [getattr(block, "text", None) for block in blocks]
+    return None
+
+
+def _capture(call: LLMCall, attribute: str, content: object) -> None:
+    """Opt-in only (``capture_content``): the content as JSON on the call's span, truncated."""
+    if content in (None, {}, []) or not call.span.is_recording():
+        return
+    try:
+        text = json.dumps(content, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(content)
+    call.span.set_attribute(attribute, text[:_CONTENT_LIMIT])
 
 
 def _failed(call: LLMCall, exc: BaseException) -> None:
@@ -58,6 +95,8 @@ def _returned(
     call.deactivate()
     if kwargs.get("stream"):
         return stream_type(result, call, observe)
+    if call.telemetry.settings.capture_content:
+        _capture(call, sc.GEN_AI_OUTPUT_MESSAGES, _response_content(result))
     try:
         usage = extract(result)
     except Exception:
