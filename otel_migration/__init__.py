@@ -17,6 +17,7 @@ and phase, exported over OTLP to any backend::
 from ._budgets import BudgetEvent, BudgetExceeded
 from ._config import AnalyticsSettings, RolloutSpec, Settings, TargetSpec, load_settings
 from ._context import Scope, current_scope
+from ._enrich import LLMSpanEnricher
 from ._errors import ConfigError
 from ._experiment import ExperimentResult, experiment
 from ._instrumentor import MigrationInstrumentor
@@ -85,6 +86,7 @@ __all__ = [
     "experiment",
     # LLM calls
     "BudgetEvent",
+    "LLMSpanEnricher",
     "BudgetExceeded",
     "on_budget",
     "record_llm_call",
