@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -38,10 +39,33 @@ def binaries() -> tuple[Path, Path]:
     return Path(paths["OTELCOL_BIN"]), Path(paths["JAEGER_BIN"])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_PORTS_LOW, _PORTS_HIGH = 20_000, 32_768  # below Linux's ephemeral range (32768-60999)
+
+
+def free_port(taken: set[int] | None = None) -> int:
+    """A free loopback port outside the ephemeral range.
+
+    A port from ``bind(0)`` comes from the ephemeral range, which the kernel also hands to outgoing
+    connections: between our probe and the server's own bind, a client socket can take it. Ports
+    below that range are only ever taken by something that binds them on purpose.
+    """
+    taken = taken if taken is not None else set()
+    for _ in range(200):
+        port = random.randrange(_PORTS_LOW, _PORTS_HIGH)
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError("no free loopback port found")
+
+
+class ProcessDied(RuntimeError):
+    """A server exited while starting, typically because a port was taken after all."""
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -52,9 +76,11 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout: float, what: str, process: Process | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.popen is not None and process.popen.poll() is not None:
+            raise ProcessDied(f"{process.name} exited while starting:\n{process.tail()}")
         try:
             if check():
                 return
@@ -108,6 +134,10 @@ class Stack:
     collector: Process | None = None
 
     def __post_init__(self) -> None:
+        self._assign_ports()
+
+    def _assign_ports(self) -> None:
+        taken: set[int] = set()
         for name in (
             "otlp_grpc",
             "otlp_http",
@@ -121,16 +151,23 @@ class Stack:
             "jaeger_health",
             "jaeger_metrics",
         ):
-            self.ports[name] = free_port()
+            self.ports[name] = free_port(taken)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> Self:
-        try:
-            self.start_jaeger()
-            self.start_collector()
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(3):
+            try:
+                self.start_jaeger()
+                self.start_collector()
+                return self
+            except ProcessDied:
+                self.stop()
+                if attempt == 2:
+                    raise
+                self._assign_ports()  # a port was taken between the probe and the bind: try others
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,7 +190,12 @@ class Stack:
             self.workdir / "jaeger.log",
         )
         self.jaeger.start()
-        wait_until(lambda: http_get(f"{self.jaeger_url}/api/services")[0] == 200, 60, "Jaeger's query API")
+        wait_until(
+            lambda: http_get(f"{self.jaeger_url}/api/services")[0] == 200,
+            60,
+            "Jaeger's query API",
+            self.jaeger,
+        )
 
     def collector_env(self) -> dict[str, str]:
         p = self.ports
@@ -178,6 +220,7 @@ class Stack:
             lambda: http_get(f"http://127.0.0.1:{self.ports['health']}/")[0] == 200,
             60,
             "the collector's health check",
+            self.collector,
         )
 
     def stop(self) -> None:
