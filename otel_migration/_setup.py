@@ -22,7 +22,7 @@ from ._budgets import BudgetEvent
 from ._config import load_settings
 from ._errors import ConfigError
 from ._llm import budgets as llm_budgets
-from ._pipeline import build_providers
+from ._pipeline import build_providers, global_meter_provider, global_tracer_provider
 from ._runtime import Telemetry
 from ._snapshot import Snapshot, Verdict
 from ._targets import TargetInstaller, check_targets
@@ -83,19 +83,11 @@ def configure(
     _runtime.set_active(telemetry)
     if previous is not None:
         previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
-    if providers.owned_tracer_provider is not None and trace_proxy():
+    if providers.owned_tracer_provider is not None and global_tracer_provider() is None:
         trace.set_tracer_provider(providers.owned_tracer_provider)
-    if providers.owned_meter_provider is not None and metrics_proxy():
+    if providers.owned_meter_provider is not None and global_meter_provider() is None:
         metrics.set_meter_provider(providers.owned_meter_provider)
     return telemetry
-
-
-def trace_proxy() -> bool:
-    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-
-
-def metrics_proxy() -> bool:
-    return type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider"
 
 
 def _fields(settings: Any) -> dict[str, Any]:
