@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit collector promtool bench load constraints collector-config clean
+.PHONY: install demo test lint typecheck unit collector promtool browser bench load constraints collector-config clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
@@ -38,10 +38,18 @@ promtool:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	@promtool --version | head -1
 
+# Headless Chromium for the tests of what a person looks at: Debian's `chromium` (Playwright drives it
+# with executable_path; it cannot download a browser of its own here).
+browser:
+	@command -v chromium >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@chromium --version
+
 unit: install
 	$(PY) -m pytest
 
-test: lint typecheck collector promtool unit
+test: lint typecheck collector promtool browser unit
 
 bench: install
 	$(PY) benchmarks/call_overhead.py
