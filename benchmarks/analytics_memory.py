@@ -16,10 +16,11 @@ import time
 import tracemalloc
 
 from otel_migration import CallRecord
-from otel_migration._analytics import MigrationAnalytics
-from otel_migration._config import AnalyticsSettings
-from otel_migration._rollout import registry
-from otel_migration._subjects import pseudonymize
+from otel_migration._analytics.engine import MigrationAnalytics
+from otel_migration._core.config import AnalyticsSettings
+from otel_migration._core.context import Scope
+from otel_migration._core.subjects import pseudonymize
+from otel_migration._rollouts.rollout import registry
 
 
 def main() -> None:
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     args = parser.parse_args()
     now = time.time()
-    analytics = MigrationAnalytics(AnalyticsSettings(), registry, lambda: now)
+    analytics = MigrationAnalytics(AnalyticsSettings(), registry.get, lambda: now)
     tracemalloc.start()
     checkpoints = {int(args.users * f) for f in (0.001, 0.01, 0.1, 0.5, 1.0)}
     started = time.perf_counter()
@@ -36,15 +37,10 @@ def main() -> None:
         version = "2.0" if i % 3 else "1.0"
         analytics.on_call(
             CallRecord(
-                "call",
-                "bench",
-                "op",
-                version,
-                None,
+                Scope("bench", "op", version, subject=pseudonymize(f"user-{i}")),
                 "ok",
                 0.01,
                 int((now - 1) * 1e9),
-                subject=pseudonymize(f"user-{i}"),
             )
         )
         if i in checkpoints:

@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import otel_migration  # noqa: E402
+from otel_migration._llm.metrics import LLMMetrics  # noqa: E402
+from otel_migration._llm.quality import QualityTracker  # noqa: E402
 
 USERS = 120
 REQUESTS = 600
@@ -112,9 +114,9 @@ def print_summary(telemetry: otel_migration.Telemetry, snapshot: otel_migration.
             f"{stats.p50 * 1000:>9.2f}{stats.p95 * 1000:>9.2f}{stats.p99 * 1000:>9.2f}"
         )
 
-    llm = telemetry.llm
+    llm = telemetry.get(LLMMetrics)
     print("\nLLM summaries:")
-    for stats in telemetry.quality.stats():
+    for stats in telemetry.get(QualityTracker).stats():
         calls = sum(n for key, n in llm.calls.items() if key[1] == stats.version)
         spent = llm.total_cost(version=stats.version)
         nps = f"{stats.nps:+.0f}" if stats.nps is not None else "n/a"

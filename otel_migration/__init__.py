@@ -14,27 +14,8 @@ and phase, exported over OTLP to any backend::
         legacy_charge(order)
 """
 
-from ._budgets import BudgetEvent, BudgetExceeded
-from ._config import AnalyticsSettings, RolloutSpec, Settings, TargetSpec, load_settings
-from ._context import Scope, current_scope
-from ._enrich import LLMSpanEnricher
-from ._errors import ConfigError
-from ._experiment import ExperimentResult, experiment
-from ._instrumentor import MigrationInstrumentor
-from ._llm import record_llm_call
-from ._quality import (
-    QualityStats,
-    record_action,
-    record_confidence,
-    record_feedback,
-    record_quality,
-    record_upgrade,
-)
-from ._recorder import CallListener, CallRecord
-from ._rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
-from ._runtime import Telemetry, TelemetryHealth
-from ._setup import configure, force_flush, guard, on_budget, shutdown, snapshot
-from ._snapshot import (
+from . import _setup
+from ._analytics.snapshot import (
     Adoption,
     ErrorStats,
     Improvement,
@@ -45,9 +26,34 @@ from ._snapshot import (
     Verdict,
     VersionAdoption,
 )
-from ._subjects import subject
-from ._versioned import Phase, Versioned, phase, versioned
+from ._calls.versioned import Phase, Versioned, phase, versioned
+from ._core import runtime as _core_runtime
+from ._core.config import AnalyticsSettings, RolloutSpec, Settings, TargetSpec, load_settings
+from ._core.context import Scope, current_scope
+from ._core.errors import ConfigError
+from ._core.records import CallListener, CallRecord
+from ._core.runtime import Telemetry, TelemetryHealth
+from ._core.subjects import subject
+from ._instrumentor import MigrationInstrumentor
+from ._llm.budgets import BudgetEvent, BudgetExceeded
+from ._llm.call import record_llm_call
+from ._llm.enrich import LLMSpanEnricher
+from ._llm.quality import (
+    QualityStats,
+    record_action,
+    record_confidence,
+    record_feedback,
+    record_quality,
+    record_upgrade,
+)
+from ._rollouts.experiment import ExperimentResult, experiment
+from ._rollouts.rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
+from ._setup import configure, force_flush, guard, on_budget, shutdown, snapshot
 from .version import __version__
+
+# The composition root hands the core its builder, for attaching lazily to an application's own
+# providers when ``configure()`` is never called (see otel_migration._core.runtime).
+_core_runtime.set_assembler(_setup.attach)
 
 __all__ = [
     # set-up

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._collector_rules import render_cost_config
-from ._errors import ConfigError
-from ._pricing import PriceTable
+from ._core.errors import ConfigError
+from ._llm.collector_rules import render_cost_config
+from ._llm.pricing import PriceTable
 
 __all__ = ["main"]
 

@@ -1,35 +1,140 @@
-"""``configure``, ``force_flush`` and ``shutdown``: the lifecycle of the telemetry in effect.
+"""The composition root: ``configure``, ``force_flush``, ``shutdown`` and the objects they wire together.
 
-``configure`` checks everything before it builds anything, builds before it installs, and installs
-before it publishes: a :class:`ConfigError` at any step leaves no provider, wrapper or global
-behind. Called again, it replaces the previous configuration (its targets are unwrapped first).
+This is the only module that imports every feature. It builds a configuration whole and passes
+each part the objects it needs; the core knows none of the features, which find their own parts
+in the :class:`Telemetry` by type.
+
+``configure`` is all or nothing. It *builds* first: settings, providers, the aggregators (once per
+MeterProvider: counters are cumulative and instruments are registered once, so reconfiguring never
+resets them nor registers a duplicate), the telemetry; then *installs* the targets, putting the
+previous configuration's back if that fails; and only then *commits*: the new telemetry, the
+rollouts and the budgets take effect together. A failure at any step before the commit leaves the
+previous configuration exactly as it was.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import TracerProvider
 
-from . import _processing, _runtime  # noqa: F401  (_processing installs the call pipeline)
-from ._analytics import Guard
-from ._budgets import BudgetEvent
-from ._config import load_settings
-from ._errors import ConfigError
-from ._llm import budgets as llm_budgets
-from ._pipeline import build_providers, global_meter_provider, global_tracer_provider
-from ._runtime import Telemetry
-from ._snapshot import Snapshot, Verdict
-from ._targets import TargetInstaller, check_targets
+from ._analytics.engine import Guard, MigrationAnalytics
+from ._analytics.snapshot import Snapshot, Verdict
+from ._calls.targets import TargetInstaller, check_targets
+from ._core import runtime
+from ._core import semconv as sc
+from ._core.config import Settings, load_settings
+from ._core.errors import ConfigError
+from ._core.providers import Providers, global_meter_provider, global_tracer_provider
+from ._core.recorder import CallRecorder
+from ._core.runtime import Telemetry
+from ._export.pipeline import build_providers
+from ._llm.budgets import BudgetEvent, Budgets
+from ._llm.enrich import LLMSpanEnricher
+from ._llm.metrics import LLMMetrics
+from ._llm.pricing import PriceTable
+from ._llm.quality import QualityTracker
+from ._llm.runtime import LLMRuntime
+from ._rollouts import rollout as rollouts
+from ._rollouts.experiment import ExperimentRegistry
+from .version import __version__
 
-__all__ = ["configure", "force_flush", "guard", "on_budget", "shutdown", "snapshot"]
+__all__ = ["assemble", "attach", "configure", "force_flush", "guard", "on_budget", "shutdown", "snapshot"]
 
-_installers: dict[int, TargetInstaller] = {}
+#: Budgets live as long as the process: spend must survive a reconfiguration (a new configuration
+#: only replaces the limits), and so do the callbacks registered with :func:`on_budget`.
+BUDGETS: Final = Budgets()
+
+
+@dataclass(frozen=True, slots=True)
+class _Aggregators:
+    """What aggregates finished calls for one MeterProvider, built once for the provider's lifetime."""
+
+    recorder: CallRecorder
+    analytics: MigrationAnalytics
+    llm: LLMMetrics
+    quality: QualityTracker
+    experiments: ExperimentRegistry
+
+    def components(self) -> tuple[object, ...]:
+        return (self.llm, self.analytics, self.quality, self.experiments)
+
+
+_lock: Final = threading.Lock()
+_aggregators: weakref.WeakKeyDictionary[MeterProvider, _Aggregators] = weakref.WeakKeyDictionary()
+_installed: dict[int, TargetInstaller] = {}  # id(telemetry) -> its targets
+
+
+def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggregators:
+    with _lock:
+        found = _aggregators.get(meter_provider)
+        if found is None:
+            meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
+            analytics = MigrationAnalytics(settings.analytics, rollouts.registry.get)
+            llm = LLMMetrics(meter)
+            quality = QualityTracker(meter)
+            llm.add_sample_sink(analytics.add_sample)
+            quality.add_sample_sink(analytics.add_sample)
+            recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm])
+            experiments = ExperimentRegistry()
+            analytics.register_metrics(meter)
+            rollouts.registry.register_metrics(meter)
+            experiments.register_metrics(meter)
+            BUDGETS.register_metrics(meter)
+            found = _aggregators[meter_provider] = _Aggregators(
+                recorder, analytics, llm, quality, experiments
+            )
+    return found
+
+
+def assemble(settings: Settings, providers: Providers) -> Telemetry:
+    """Build a whole configuration on ``providers``; nothing takes effect until it is committed."""
+    aggregators = _aggregators_for(providers.meter_provider, settings)
+    prices = PriceTable.load(settings.pricing_file)
+    llm = LLMRuntime(
+        prices=prices,
+        model_tiers=settings.model_tiers,
+        budgets=BUDGETS,
+        metrics=aggregators.llm,
+        quality=aggregators.quality,
+        capture_content=settings.capture_content,
+    )
+    return Telemetry(
+        settings,
+        providers,
+        aggregators.recorder,
+        components=(llm, *aggregators.components()),
+    )
+
+
+def _commit(telemetry: Telemetry) -> Telemetry | None:
+    """Put a built configuration in effect: the telemetry, its analytics thresholds, rollouts, budgets."""
+    settings = telemetry.settings
+    telemetry.get(MigrationAnalytics).settings = settings.analytics
+    rollouts.registry.configure(settings.rollouts)
+    BUDGETS.configure(settings.budgets)
+    return runtime.set_active(telemetry)
+
+
+def attach(settings: Settings, providers: Providers) -> Telemetry:
+    """The core's lazy path: the application installed providers but never called ``configure``."""
+    telemetry = assemble(settings, providers)
+    rollouts.registry.configure(settings.rollouts)
+    BUDGETS.configure(settings.budgets)
+    return telemetry
+
+
+def _enrich(processor: SpanProcessor) -> SpanProcessor:
+    return LLMSpanEnricher(processor)
 
 
 def configure(
@@ -49,12 +154,16 @@ def configure(
     env = os.environ
     resolved = load_settings(settings, config_file=config_file, environ=env)
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        resolved = type(resolved)(**{**_fields(resolved), "enabled": False})
+        resolved = replace(resolved, enabled=False)
     check_targets(resolved.targets)
 
     try:
         providers = build_providers(
-            resolved, env, tracer_provider=tracer_provider, meter_provider=meter_provider
+            resolved,
+            env,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            wrap_exporting=_enrich,
         )
     except ConfigError:
         raise
@@ -63,24 +172,15 @@ def configure(
             "exporter", resolved.exporter, f"could not be built: {exc}", source="OTEL_*"
         ) from exc
 
-    telemetry = Telemetry(resolved, providers)
-    # Targets of a previous configuration come off first, or they would be wrapped twice.
-    previous = _runtime.configured()
-    if previous is not None:
-        _uninstall(previous)
-    installer = TargetInstaller()
+    previous = runtime.configured()
     try:
-        if resolved.enabled:
-            installer.install(resolved.targets)
+        telemetry = assemble(resolved, providers)
+        _swap_targets(previous, telemetry)
     except BaseException:
-        installer.uninstall()
-        telemetry.shutdown(keep=_providers_of(previous))
-        if previous is not None:  # leave things as they were
-            _install(previous)
+        _discard(providers, previous)
         raise
-    _installers[id(telemetry)] = installer
 
-    _runtime.set_active(telemetry)
+    _commit(telemetry)
     if previous is not None:
         previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
     if providers.owned_tracer_provider is not None and global_tracer_provider() is None:
@@ -90,39 +190,54 @@ def configure(
     return telemetry
 
 
-def _fields(settings: Any) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+def _swap_targets(previous: Telemetry | None, telemetry: Telemetry) -> None:
+    """Move the wrapped targets from the previous configuration to the new one, or leave them be."""
+    # Targets of a previous configuration come off first, or they would be wrapped twice.
+    if previous is not None:
+        _uninstall(previous)
+    installer = TargetInstaller()
+    try:
+        if telemetry.enabled:
+            installer.install(telemetry.settings.targets)
+    except BaseException:
+        installer.uninstall()
+        if previous is not None:  # leave things as they were
+            _install(previous)
+        raise
+    _installed[id(telemetry)] = installer
 
 
-def _providers_of(telemetry: Telemetry | None) -> tuple[object, ...]:
-    if telemetry is None:
-        return ()
-    return (telemetry.providers.tracer_provider, telemetry.providers.meter_provider)
+def _discard(providers: Providers, previous: Telemetry | None) -> None:
+    """Shut down what a failed configuration built (never what the previous one still uses)."""
+    keep = (previous.providers.tracer_provider, previous.providers.meter_provider) if previous else ()
+    for provider in (providers.owned_tracer_provider, providers.owned_meter_provider):
+        if provider is not None and all(provider is not other for other in keep):
+            provider.shutdown()
 
 
 def _install(telemetry: Telemetry) -> None:
     installer = TargetInstaller()
     if telemetry.enabled:
         installer.install(telemetry.settings.targets)
-    _installers[id(telemetry)] = installer
+    _installed[id(telemetry)] = installer
 
 
 def _uninstall(telemetry: Telemetry) -> None:
-    installer = _installers.pop(id(telemetry), None)
+    installer = _installed.pop(id(telemetry), None)
     if installer is not None:
         installer.uninstall()
 
 
 def force_flush(timeout_millis: int = 30_000) -> None:
     """Aggregate every finished call and push what we own to the exporters now."""
-    telemetry = _runtime.active()
+    telemetry = runtime.active()
     if telemetry is not None:
         telemetry.force_flush(timeout_millis)
 
 
 def shutdown() -> None:
     """Unwrap configured targets, flush, and shut down the providers ``configure`` built."""
-    telemetry = _runtime.set_active(None)
+    telemetry = runtime.set_active(None)
     if telemetry is not None:
         _uninstall(telemetry)
         telemetry.shutdown()
@@ -134,16 +249,17 @@ def snapshot() -> Snapshot:
     For a health check or a deploy script to gate on. Without any configuration (nothing recorded)
     it is empty.
     """
-    telemetry = _runtime.active()
-    if telemetry is None:
+    telemetry = runtime.active()
+    analytics = telemetry.find(MigrationAnalytics) if telemetry is not None else None
+    if telemetry is None or analytics is None:
         return Snapshot(taken_at=time.time(), migrations={})
     telemetry.recorder.drain()
-    return telemetry.analytics.evaluate()
+    return analytics.evaluate()
 
 
 def on_budget(callback: Callable[[BudgetEvent], object]) -> None:
     """Call ``callback(event)`` when an LLM budget crosses a threshold (once per threshold and period)."""
-    llm_budgets.on_threshold(callback)
+    BUDGETS.on_threshold(callback)
 
 
 def guard(
@@ -164,7 +280,8 @@ def guard(
         raise ValueError(f"guard(): consecutive must be at least 1, got {consecutive!r}")
     if metric not in ("latency", "error_rate"):
         raise ValueError(f"guard(): metric must be 'latency' or 'error_rate', got {metric!r}")
-    telemetry = _runtime.active()
-    if telemetry is None:
+    telemetry = runtime.active()
+    analytics = telemetry.find(MigrationAnalytics) if telemetry is not None else None
+    if analytics is None:
         raise RuntimeError("guard(): call otel_migration.configure() first")
-    telemetry.analytics.add_guard(Guard(callback, metric, consecutive, migration, operation))
+    analytics.add_guard(Guard(callback, metric, consecutive, migration, operation))

@@ -67,7 +67,8 @@ def chromium_page(width: int = 1400, height: int = 900) -> Iterator[Page]:
             result = Page(page)
             page.on("pageerror", lambda exc: result.errors.append(f"pageerror: {exc}"))
             page.on(
-                "console", lambda msg: result.errors.append(f"console: {msg.text}") if msg.type == "error" else None
+                "console",
+                lambda msg: result.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
             )
             yield result
         finally:

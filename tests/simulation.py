@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from otel_migration import CallRecord, MigrationSnapshot, rollout, set_rollout
-from otel_migration._analytics import MigrationAnalytics
-from otel_migration._config import AnalyticsSettings
-from otel_migration._rollout import registry
-from otel_migration._subjects import pseudonymize
+from otel_migration._analytics.engine import MigrationAnalytics
+from otel_migration._core.config import AnalyticsSettings
+from otel_migration._core.context import Scope
+from otel_migration._core.subjects import pseudonymize
+from otel_migration._rollouts.rollout import registry
 
 T0 = 1_800_000_000.0  # on an hour boundary
 SLOWDOWN = {"search": 1.3, "checkout": 0.7}
@@ -35,18 +36,14 @@ def record(
     error: str | None = None,
 ) -> CallRecord:
     """A finished call as the recorder hands it to the analytics; ``error`` is its category."""
+    scope = Scope(migration, operation, version, subject=pseudonymize(user) if user else None)
     return CallRecord(
-        "call",
-        migration,
-        operation,
-        version,
-        None,
+        scope,
         "error" if error else "ok",
         duration,
         int(at * 1e9),
         "RuntimeError" if error else None,
         error,
-        pseudonymize(user) if user else None,
     )
 
 
@@ -63,7 +60,9 @@ def simulate(
     name = f"checkout-{uuid.uuid4().hex[:6]}"
     ids = [f"user-{i}" for i in range(users)]
     clock = [T0]
-    analytics = MigrationAnalytics(AnalyticsSettings(stall_after_s=stall_after_s), registry, lambda: clock[0])
+    analytics = MigrationAnalytics(
+        AnalyticsSettings(stall_after_s=stall_after_s), registry.get, lambda: clock[0]
+    )
     rng = np.random.default_rng(11)
     hours = []
     for hour, percent in enumerate(ramp):

@@ -7,10 +7,10 @@ import uuid
 import numpy as np
 import pytest
 
-from otel_migration._analytics import Guard, MigrationAnalytics
-from otel_migration._config import AnalyticsSettings
-from otel_migration._rollout import registry
-from otel_migration._sketch import RELATIVE_ERROR
+from otel_migration._analytics.engine import Guard, MigrationAnalytics
+from otel_migration._analytics.sketch import RELATIVE_ERROR
+from otel_migration._core.config import AnalyticsSettings
+from otel_migration._rollouts.rollout import registry
 
 from .simulation import record
 
@@ -26,7 +26,7 @@ class Clock:
 
 
 def analytics(clock: Clock, **settings: float) -> MigrationAnalytics:
-    return MigrationAnalytics(AnalyticsSettings(**settings), registry, clock)  # type: ignore[arg-type]
+    return MigrationAnalytics(AnalyticsSettings(**settings), registry.get, clock)  # type: ignore[arg-type]
 
 
 def test_percentiles_and_improvement_equal_numpy_on_the_same_data() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from otel_migration._cli import main
-from otel_migration._collector_rules import _model_pattern, cost_statements
-from otel_migration._pricing import ModelPrice, PriceTable
+from otel_migration._llm.collector_rules import _model_pattern, cost_statements
+from otel_migration._llm.pricing import ModelPrice, PriceTable
 
 COMMITTED = Path(__file__).resolve().parents[1] / "collector_config" / "llm-cost.yaml"
 

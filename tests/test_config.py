@@ -134,7 +134,7 @@ def test_bad_configuration_leaves_nothing_half_configured(
     assert metrics.get_meter_provider() is meter_provider
     assert json.dumps is original
     assert otel_migration.current_scope() is None
-    from otel_migration import _runtime
+    from otel_migration._core import runtime as _runtime
 
     assert _runtime.configured() is None
 

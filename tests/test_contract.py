@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import otel_migration
-from otel_migration import _semconv
+from otel_migration._core import semconv as _semconv
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "telemetry.md"
 

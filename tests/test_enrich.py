@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_migration
-from otel_migration._enrich import LLMSpanEnricher
-from otel_migration._pricing import PriceTable
+from otel_migration._llm.enrich import LLMSpanEnricher
+from otel_migration._llm.pricing import PriceTable
 
 
 @pytest.fixture

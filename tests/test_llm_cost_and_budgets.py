@@ -10,8 +10,10 @@ import pytest
 
 import otel_migration
 from otel_migration import BudgetEvent, BudgetExceeded, record_llm_call
-from otel_migration._budgets import Budgets, BudgetSpec, parse_budgets
-from otel_migration._llm import budgets
+from otel_migration._core.config import BudgetSpec, parse_budgets
+from otel_migration._llm.budgets import Budgets
+from otel_migration._llm.metrics import LLMMetrics
+from otel_migration._setup import BUDGETS as budgets
 
 from .conftest import Harness, make_harness
 
@@ -53,7 +55,7 @@ def test_mixed_workload_costs_exactly_what_a_hand_computation_says(harness: Harn
         provider="openai",
     )
     harness.telemetry.recorder.drain()
-    llm = harness.telemetry.llm
+    llm = harness.telemetry.get(LLMMetrics)
     assert round(llm.total_cost(), 2) == 12.19
     assert llm.total_cost(version="1.0") == pytest.approx(3.60)
     assert llm.total_cost(version="2.0", phase="synthesis") == pytest.approx(5.715)
@@ -96,7 +98,7 @@ def test_unknown_model_is_unpriced_not_free_and_warned_once(
     assert caplog.text.count("no price for LLM model 'llama-3-70b-local'") == 1
     (unpriced,) = harness.points("migration.llm.unpriced")
     assert unpriced.value == 3
-    assert harness.telemetry.llm.total_cost() == 0
+    assert harness.telemetry.get(LLMMetrics).total_cost() == 0
     (span, *_) = harness.spans("chat llama-3-70b-local")
     assert "migration.llm.cost" not in span.attributes and span.attributes["migration.llm.tier"] == "unknown"
 
@@ -218,4 +220,7 @@ def test_a_call_recorded_after_the_fact_names_its_version(harness: Harness) -> N
         span.attributes["migration.phase"],
     ) == ("2.0", "assistant", "synthesis")
     harness.telemetry.recorder.drain()
-    assert harness.telemetry.llm.total_cost(migration="assistant", version="2.0", phase="synthesis") > 0
+    assert (
+        harness.telemetry.get(LLMMetrics).total_cost(migration="assistant", version="2.0", phase="synthesis")
+        > 0
+    )

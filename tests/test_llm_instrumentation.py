@@ -11,8 +11,9 @@ import openai
 import pytest
 
 import otel_migration
-from otel_migration._llm import budgets
-from otel_migration._pricing import PriceTable
+from otel_migration._llm.metrics import LLMMetrics
+from otel_migration._llm.pricing import PriceTable
+from otel_migration._setup import BUDGETS as budgets
 from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
 from otel_migration.instrumentation.openai import OpenAIInstrumentor
 
@@ -86,7 +87,9 @@ def test_anthropic_create_priced_with_cache_and_labelled(instrumented: Harness, 
     assert (a["migration.version"], a["migration.phase"]) == ("2.0", "synthesis")
     assert "Summarise" not in str(span.to_json())  # type: ignore[attr-defined]  # no prompt text by default
     instrumented.telemetry.recorder.drain()
-    assert instrumented.telemetry.llm.total_cost(version="2.0", phase="synthesis") == pytest.approx(expected)
+    assert instrumented.telemetry.get(LLMMetrics).total_cost(
+        version="2.0", phase="synthesis"
+    ) == pytest.approx(expected)
 
 
 def test_anthropic_async_and_streams(instrumented: Harness, server: LLMServer) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from otel_migration import ConfigError
-from otel_migration._pricing import PriceTable, normalize_model
+from otel_migration._core.config import normalize_model
+from otel_migration._llm.pricing import PriceTable
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,15 @@ import pytest
 
 import otel_migration
 from otel_migration import record_action, record_confidence, record_feedback, record_quality, record_upgrade
+from otel_migration._llm.quality import QualityTracker
 
 from .conftest import Harness
 
 
 def stats_of(harness: Harness, version: str, tier: str = "sonnet") -> otel_migration.QualityStats:
-    (found,) = [s for s in harness.telemetry.quality.stats() if s.version == version and s.tier == tier]
+    (found,) = [
+        s for s in harness.telemetry.get(QualityTracker).stats() if s.version == version and s.tier == tier
+    ]
     return found
 
 
@@ -67,7 +70,7 @@ def test_scores_actions_nps_csat_against_hand_computed_answers(harness: Harness)
 def test_version_and_migration_come_from_the_versioned_call(harness: Harness) -> None:
     with otel_migration.versioned("1.0", operation="answer", migration="assistant"):
         record_quality(80, tier="haiku")
-    (s,) = harness.telemetry.quality.stats()
+    (s,) = harness.telemetry.get(QualityTracker).stats()
     assert (s.migration, s.version, s.tier) == ("assistant", "1.0", "haiku")
     (span,) = harness.spans("answer")
     (event,) = span.events
@@ -81,7 +84,7 @@ def test_sentiment_of_feedback_text(harness: Harness) -> None:
     record_feedback(9, text="Great answer, exactly what I needed. Thanks!", version="2.0")
     record_feedback(2, text="Wrong, useless and slow. Terrible.", version="2.0")
     record_feedback(7, text="The report has four sections.", version="2.0")
-    (s,) = harness.telemetry.quality.stats()
+    (s,) = harness.telemetry.get(QualityTracker).stats()
     assert s.sentiment == {"positive": 1, "negative": 1, "neutral": 1}
 
 
@@ -108,7 +111,7 @@ def test_bad_input_is_a_clear_error_and_records_nothing(
     ):
         call()  # type: ignore[operator]
     assert argument in str(caught.value)
-    assert harness.telemetry.quality.stats() == []
+    assert harness.telemetry.get(QualityTracker).stats() == []
     (span,) = harness.spans("answer")
     assert span.events == ()
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 import otel_migration
-from otel_migration._rollout import bucket_of, registry
+from otel_migration._rollouts.rollout import bucket_of, registry
 
 from .conftest import Harness
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from otel_migration._statistics import (
+from otel_migration._analytics.statistics import (
     _chi2_sf,
     hodges_lehmann,
     holm,

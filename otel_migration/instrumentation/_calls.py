@@ -15,9 +15,9 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 
-from .. import _semconv as sc
-from .._enrich import is_llm_span
-from .._llm import LLMCall
+from .._core import semconv as sc
+from .._llm.call import LLMCall
+from .._llm.enrich import is_llm_span
 from ._streams import ObservedAsyncStream, ObservedStream, Observer, Usage
 
 __all__ = ["Extractor", "ObservedStreamManager", "async_call_wrapper", "sync_call_wrapper"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import wrapt
 
-from .._llm import LLMCall
+from .._llm.call import LLMCall
 
 __all__ = ["ObservedAsyncStream", "ObservedStream", "Usage"]
 

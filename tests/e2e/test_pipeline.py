@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_migration._pricing import PriceTable
+from otel_migration._llm.pricing import PriceTable
 
 from .stack import ROOT, Stack, binaries, prometheus_samples, span_tags, wait_until
 

@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 import numpy.typing as npt
 
-from ._config import AnalyticsSettings
-from ._snapshot import Verdict, VerdictState
-from ._statistics import hodges_lehmann, holm, mann_whitney_u, two_proportion_test
+from .._core.config import AnalyticsSettings
+from .snapshot import Verdict, VerdictState
+from .statistics import hodges_lehmann, holm, mann_whitney_u, two_proportion_test
 
 __all__ = ["adjust", "error_rate_verdict", "shift_verdict"]
 

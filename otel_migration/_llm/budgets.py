@@ -17,33 +17,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from . import _semconv as sc
+from .._core import semconv as sc
+from .._core.config import BudgetSpec, Period
+from .._core.instruments import Measured, observer
 
-__all__ = ["BudgetEvent", "BudgetExceeded", "BudgetSpec", "Budgets", "parse_budgets"]
+__all__ = ["BudgetEvent", "BudgetExceeded", "Budgets"]
 
 _logger = logging.getLogger(__name__)
 
-Period = Literal["daily", "monthly"]
-Scope = Literal["service", "user", "tenant"]
-DEFAULT_THRESHOLDS: Final = (50, 80, 90, 100)
 MAX_KEYS: Final = 100_000
 _OVERFLOW_KEY: Final = "(other)"
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSpec:
-    name: str
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
-    scope: Scope = "service"
-    hard_stop: bool = False
-    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,58 +224,13 @@ class Budgets:
     def register_metrics(self, meter: Meter) -> None:
         meter.create_observable_gauge(
             sc.METRIC_LLM_BUDGET_UTILIZATION,
-            [self._observe],
+            [observer(self._read)],
             unit="1",
             description="Spend of the current day or month over the budget (1.0 = 100 %).",
         )
 
-    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read(self) -> Measured:
         return [
-            Observation(value, {sc.MIGRATION_BUDGET: name, sc.MIGRATION_BUDGET_PERIOD: period})
+            (value, {sc.MIGRATION_BUDGET: name, sc.MIGRATION_BUDGET_PERIOD: period})
             for name, period, value in self.utilization()
         ]
-
-
-def parse_budgets(value: Any) -> tuple[BudgetSpec, ...]:
-    """``[budgets.NAME]`` tables: daily_usd, monthly_usd, scope, hard_stop, thresholds."""
-    if not isinstance(value, Mapping):
-        raise ValueError("expected a table of budget name = {daily_usd, monthly_usd, scope, hard_stop}")
-    specs = []
-    for name, table in value.items():
-        if not isinstance(table, Mapping):
-            raise ValueError(f"budget {name!r}: expected a table")
-        unknown = set(table) - {"daily_usd", "monthly_usd", "scope", "hard_stop", "thresholds"}
-        if unknown:
-            raise ValueError(f"budget {name!r}: unknown key {sorted(unknown)[0]!r}")
-        limits = {}
-        for key in ("daily_usd", "monthly_usd"):
-            amount = table.get(key)
-            if amount is not None and (
-                isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0
-            ):
-                raise ValueError(f"budget {name!r}: {key} must be a positive number of USD, got {amount!r}")
-            limits[key] = float(amount) if amount is not None else None
-        if limits["daily_usd"] is None and limits["monthly_usd"] is None:
-            raise ValueError(f"budget {name!r}: set daily_usd, monthly_usd or both")
-        scope = table.get("scope", "service")
-        if scope not in ("service", "user", "tenant"):
-            raise ValueError(f"budget {name!r}: scope must be service, user or tenant, got {scope!r}")
-        hard_stop = table.get("hard_stop", False)
-        if not isinstance(hard_stop, bool):
-            raise ValueError(f"budget {name!r}: hard_stop must be true or false, got {hard_stop!r}")
-        thresholds = table.get("thresholds", list(DEFAULT_THRESHOLDS))
-        if not isinstance(thresholds, list) or not all(
-            isinstance(t, int) and not isinstance(t, bool) and 0 < t <= 1000 for t in thresholds
-        ):
-            raise ValueError(f"budget {name!r}: thresholds must be a list of percentages, got {thresholds!r}")
-        specs.append(
-            BudgetSpec(
-                str(name),
-                limits["daily_usd"],
-                limits["monthly_usd"],
-                scope,
-                hard_stop,
-                tuple(sorted(set(thresholds))),
-            )
-        )
-    return tuple(specs)

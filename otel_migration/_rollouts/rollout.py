@@ -25,13 +25,14 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from . import _semconv as sc
-from ._config import RolloutSpec
-from ._context import Subject, subject_context
-from ._subjects import pseudonymize
-from ._versioned import versioned
+from .._calls.versioned import versioned
+from .._core import semconv as sc
+from .._core.config import RolloutSpec
+from .._core.context import Subject, subject_context
+from .._core.instruments import Measured, observer
+from .._core.subjects import pseudonymize
 
 __all__ = [
     "Decision",
@@ -82,6 +83,14 @@ class Rollout:
     rollbacks: int = 0
     decisions: dict[tuple[str, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def control(self) -> str:
+        return self.spec.control
+
+    @property
+    def candidate(self) -> str:
+        return self.spec.candidate
 
     @property
     def percent(self) -> float:
@@ -188,37 +197,37 @@ class RolloutRegistry:
     def register_metrics(self, meter: Meter) -> None:
         meter.create_observable_counter(
             sc.METRIC_ROLLOUT_DECISIONS,
-            [self._observe_decisions],
+            [observer(self._read_decisions)],
             unit="{decision}",
             description="Rollout decisions by flag, variant (version) and reason.",
         )
         meter.create_observable_gauge(
             sc.METRIC_ROLLOUT_PERCENT,
-            [self._observe_percent],
+            [observer(self._read_percent)],
             unit="%",
             description="Share of subjects the rollout sends to the candidate version.",
         )
         meter.create_observable_gauge(
             sc.METRIC_ROLLOUT_ROLLED_BACK,
-            [self._observe_killed],
+            [observer(self._read_killed)],
             unit="1",
             description="1 while the kill switch holds everyone on the control version.",
         )
         meter.create_observable_counter(
             sc.METRIC_ROLLBACKS,
-            [self._observe_rollbacks],
+            [observer(self._read_rollbacks)],
             unit="{rollback}",
             description="Times the kill switch sent everyone back to the control version.",
         )
 
-    def _observe_decisions(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_decisions(self) -> Measured:
         observations = []
         for state in self.all():
             with state._lock:
                 counts = list(state.decisions.items())
             for (variant, reason), count in counts:
                 observations.append(
-                    Observation(
+                    (
                         count,
                         {
                             sc.FEATURE_FLAG_KEY: state.name,
@@ -229,14 +238,14 @@ class RolloutRegistry:
                 )
         return observations
 
-    def _observe_percent(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(0.0 if s.killed else s.percent, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
+    def _read_percent(self) -> Measured:
+        return [(0.0 if s.killed else s.percent, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
 
-    def _observe_killed(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(int(s.killed), {sc.MIGRATION_NAME: s.name}) for s in self.all()]
+    def _read_killed(self) -> Measured:
+        return [(int(s.killed), {sc.MIGRATION_NAME: s.name}) for s in self.all()]
 
-    def _observe_rollbacks(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(s.rollbacks, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
+    def _read_rollbacks(self) -> Measured:
+        return [(s.rollbacks, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
 
 
 def _checked_percent(percent: float) -> float:

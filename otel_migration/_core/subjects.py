@@ -1,62 +1,28 @@
-"""Subjects (users, sessions, tenants): pseudonymised before anything leaves the process.
-
-A raw user id on a span or a metric is personal data sent to every backend. Ids are replaced by a
-keyed hash (HMAC-SHA256, 64 bits in hex): the same user maps to the same pseudonym for as long as
-the key is the same, so unique-user counts stay right, but nobody without the key can go back.
-Set ``subject_key`` to share pseudonyms across processes; ``export_subject_ids = true`` opts out.
+"""``subject()``: attribute versioned calls to a user (and session), pseudonymised, for adoption counts.
 
 The pseudonym doubles as a uniformly distributed 64-bit hash, which the unique-user sketches use
-directly.
+directly (see :mod:`otel_migration._core.pseudonyms` for the key).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import secrets
-import threading
-from collections.abc import Callable
-from functools import lru_cache
 from types import TracebackType
 
 from opentelemetry import context as otel_context
 
-from ._context import Subject, subject_context
+from .context import Subject, subject_context
+from .pseudonyms import DEFAULT
+from .runtime import active
 
-__all__ = ["Pseudonymizer", "pseudonymize", "set_pseudonymizer", "subject", "subject_hash"]
-
-
-class Pseudonymizer:
-    """Maps raw subject ids to stable pseudonyms under one key (or to themselves when opted out)."""
-
-    def __init__(self, key: bytes | None = None, *, export_raw: bool = False) -> None:
-        self._key = key if key is not None else secrets.token_bytes(32)
-        self.export_raw = export_raw
-        # Recent ids are cheap to look up again; bounded so a million users cannot grow it.
-        self.pseudonym: Callable[[str], str] = lru_cache(maxsize=16_384)(self._pseudonym)
-
-    def _pseudonym(self, subject_id: str) -> str:
-        if self.export_raw:
-            return subject_id
-        return hmac.new(self._key, subject_id.encode(), hashlib.sha256).hexdigest()[:16]
-
-
-_lock = threading.Lock()
-_current = Pseudonymizer()
-
-
-def set_pseudonymizer(key: str | None, *, export_raw: bool) -> None:
-    """Install the configuration's key (None keeps this process's random key)."""
-    global _current
-    with _lock:
-        if key is None and export_raw == _current.export_raw:
-            return
-        _current = Pseudonymizer(key.encode() if key is not None else None, export_raw=export_raw)
+__all__ = ["pseudonymize", "subject", "subject_hash"]
 
 
 def pseudonymize(subject_id: object) -> str:
-    """The pseudonym of a subject id under the configured key."""
-    return _current.pseudonym(str(subject_id))
+    """The pseudonym of a subject id under the key of the configuration in effect."""
+    telemetry = active()
+    pseudonymizer = telemetry.pseudonymizer if telemetry is not None else DEFAULT
+    return pseudonymizer.pseudonym(str(subject_id))
 
 
 def subject_hash(pseudonym: str) -> int:

@@ -14,7 +14,6 @@ exactly, never by prefix (``gpt-4o`` must not price ``gpt-4o-mini``).
 
 from __future__ import annotations
 
-import re
 import threading
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -23,13 +22,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
-from ._errors import ConfigError
+from .._core.config import normalize_model
+from .._core.errors import ConfigError
 
-__all__ = ["ModelPrice", "PriceTable", "normalize_model"]
+__all__ = ["ModelPrice", "PriceTable"]
 
 _PRICE_FIELDS: Final = ("input", "output", "cache_read", "cache_write")
-_DATE_SUFFIX: Final = re.compile(r"(?:[-@]\d{8}|-\d{4}-\d{2}-\d{2})$")
-_BEDROCK: Final = re.compile(r"^(?:[a-z]{2}\.)?anthropic\.(?P<model>.+?)(?:-v\d+(?::\d+)?)?$")
 _LOOKUP_CACHE_LIMIT: Final = 4096
 
 
@@ -66,16 +64,6 @@ class ModelPrice:
             + cache_write_tokens * self.cache_write
         )
         return micro_usd / 1_000_000
-
-
-def normalize_model(model: str) -> str:
-    """The table key a reported model name should match: lower case, no platform or snapshot date."""
-    name = model.strip().lower()
-    bedrock = _BEDROCK.match(name)
-    if bedrock:
-        name = bedrock.group("model")
-    name = name.rpartition("/")[2]  # "openai/gpt-4o" style gateway prefixes
-    return _DATE_SUFFIX.sub("", name)
 
 
 def _parse_entry(model: str, entry: Any, source: str) -> ModelPrice:
@@ -141,7 +129,7 @@ class PriceTable:
     def load(cls, override_file: str | Path | None = None) -> PriceTable:
         """The shipped table, with entries of ``override_file`` replacing or adding models."""
         shipped = resources.files(__package__ or "otel_migration").joinpath("prices.toml").read_text()
-        prices = _read_table(shipped, "otel_migration/prices.toml")
+        prices = _read_table(shipped, "otel_migration/_llm/prices.toml")
         if override_file is not None:
             path = Path(override_file)
             if not path.is_file():

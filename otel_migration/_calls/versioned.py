@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 
 import wrapt
 
-from ._wrappers import ActiveCall, CallSpec, make_wrapper, start_call
+from .wrappers import ActiveCall, CallSpec, make_wrapper, start_call
 
 __all__ = ["Phase", "Versioned", "phase", "versioned"]
 

@@ -18,20 +18,21 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from opentelemetry.metrics import Meter, Observation
+from opentelemetry.metrics import Meter
 
-from . import _semconv as sc
-from ._config import AnalyticsSettings
-from ._recorder import CallRecord
-from ._rollout import RolloutRegistry
-from ._sketch import RELATIVE_ERROR, HyperLogLog
-from ._snapshot import (
+from .._core import semconv as sc
+from .._core.config import AnalyticsSettings
+from .._core.instruments import Measured, observer
+from .._core.records import CallRecord, Record
+from .._core.subjects import subject_hash
+from .sketch import RELATIVE_ERROR, HyperLogLog
+from .snapshot import (
     Adoption,
     ErrorStats,
     Improvement,
@@ -43,9 +44,8 @@ from ._snapshot import (
     Verdict,
     VersionAdoption,
 )
-from ._statistics import sample_ratio_mismatch
-from ._subjects import subject_hash
-from ._verdicts import adjust, error_rate_verdict, shift_verdict
+from .statistics import sample_ratio_mismatch
+from .verdicts import adjust, error_rate_verdict, shift_verdict
 
 __all__ = ["Guard", "MigrationAnalytics"]
 
@@ -191,14 +191,40 @@ def _improvement(control: float, candidate: float) -> float:
     return (control - candidate) / control * 100 if control > 0 else 0.0
 
 
+class RolloutInfo(Protocol):
+    """What the analytics read of a migration's rollout: its versions and the split it asks for."""
+
+    @property
+    def control(self) -> str: ...
+    @property
+    def candidate(self) -> str: ...
+    @property
+    def killed(self) -> bool: ...
+    @property
+    def percent(self) -> float: ...
+    @property
+    def percent_since(self) -> float: ...
+
+
+#: The rollout of a migration by name, if it has one (passed in by the set-up).
+RolloutLookup = Callable[[str], RolloutInfo | None]
+
+
+def _no_rollouts(name: str) -> RolloutInfo | None:
+    return None
+
+
 class MigrationAnalytics:
     """Per-migration state fed by every finished call; evaluated into snapshots."""
 
     def __init__(
-        self, settings: AnalyticsSettings, rollouts: RolloutRegistry, clock: Callable[[], float] = time.time
+        self,
+        settings: AnalyticsSettings,
+        rollouts: RolloutLookup = _no_rollouts,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self._rollouts = rollouts
+        self._rollout_of = rollouts
         self._clock = clock
         self._lock = threading.RLock()
         self._versions: dict[tuple[str, str], _VersionState] = {}
@@ -212,8 +238,8 @@ class MigrationAnalytics:
         self._samples: dict[tuple[str, str, str], _Ring] = {}
 
     # -- intake (the aggregator thread) -----------------------------------------------------------
-    def on_call(self, record: CallRecord) -> None:
-        if record.kind != "call":
+    def on_call(self, record: Record) -> None:
+        if not isinstance(record, CallRecord) or record.scope.phase is not None:
             return
         t = record.end_time_ns / 1e9
         user = subject_hash(record.subject) if record.subject else None
@@ -295,10 +321,10 @@ class MigrationAnalytics:
         return snapshot
 
     def _control_and_candidates(self, migration: str, versions: list[str]) -> tuple[str, tuple[str, ...]]:
-        rollout = self._rollouts.get(migration)
+        rollout = self._rollout_of(migration)
         if rollout is not None:
-            control = rollout.spec.control
-            return control, tuple(v for v in versions if v != control) or (rollout.spec.candidate,)
+            control = rollout.control
+            return control, tuple(v for v in versions if v != control) or (rollout.candidate,)
         ordered = sorted(versions, key=_version_key)
         return ordered[0], tuple(ordered[1:])
 
@@ -482,7 +508,7 @@ class MigrationAnalytics:
         candidates: tuple[str, ...],
         now: float,
     ) -> SampleRatio | None:
-        rollout = self._rollouts.get(migration)
+        rollout = self._rollout_of(migration)
         if rollout is None or rollout.killed or not 0 < rollout.percent < 100 or len(candidates) != 1:
             return None
         if rollout.percent_since > now - SHORT_BUCKET_S * SHORT_BUCKETS:
@@ -521,60 +547,58 @@ class MigrationAnalytics:
 
     # -- metrics ----------------------------------------------------------------------------------
     def register_metrics(self, meter: Meter) -> None:
-        def gauge(
-            name: str, unit: str, description: str, observe: Callable[[Snapshot], Iterable[Observation]]
-        ) -> None:
+        def gauge(name: str, unit: str, description: str, read: Callable[[Snapshot], Measured]) -> None:
             meter.create_observable_gauge(
-                name, [lambda options: list(observe(self.latest()))], unit=unit, description=description
+                name, [observer(lambda: read(self.latest()))], unit=unit, description=description
             )
 
-        gauge(sc.METRIC_ADOPTION_RATIO, "1", "Candidate's share of unique users.", _observe_ratio)
-        gauge(sc.METRIC_ADOPTION_USERS, "{user}", "Unique users per version (HyperLogLog).", _observe_users)
+        gauge(sc.METRIC_ADOPTION_RATIO, "1", "Candidate's share of unique users.", _read_ratio)
+        gauge(sc.METRIC_ADOPTION_USERS, "{user}", "Unique users per version (HyperLogLog).", _read_users)
         gauge(
             sc.METRIC_ADOPTION_SESSIONS,
             "{session}",
             "Unique sessions per version (HyperLogLog).",
-            _observe_sessions,
+            _read_sessions,
         )
-        gauge(sc.METRIC_ADOPTION_STAGE, "1", "1 for the migration's current adoption stage.", _observe_stage)
-        gauge(sc.METRIC_ADOPTION_STALLED, "1", "1 while adoption has not moved.", _observe_stalled)
-        gauge(sc.METRIC_ERROR_RATE, "1", "Errors per call over the last hour.", _observe_error_rate)
+        gauge(sc.METRIC_ADOPTION_STAGE, "1", "1 for the migration's current adoption stage.", _read_stage)
+        gauge(sc.METRIC_ADOPTION_STALLED, "1", "1 while adoption has not moved.", _read_stalled)
+        gauge(sc.METRIC_ERROR_RATE, "1", "Errors per call over the last hour.", _read_error_rate)
         gauge(
             sc.METRIC_ERROR_FREE_USERS,
             "1",
             "Share of users without an error in the last hour.",
-            _observe_error_free,
+            _read_error_free,
         )
-        gauge(sc.METRIC_ERROR_SPIKE, "1", "1 while an error category spikes.", _observe_spikes)
+        gauge(sc.METRIC_ERROR_SPIKE, "1", "1 while an error category spikes.", _read_spikes)
         gauge(
             sc.METRIC_PERFORMANCE_DURATION,
             "s",
             "Duration percentiles and mean of recent calls.",
-            _observe_latency,
+            _read_latency,
         )
         gauge(
             sc.METRIC_PERFORMANCE_IMPROVEMENT,
             "%",
             "Candidate's improvement over the control (negative: slower).",
-            _observe_improvement,
+            _read_improvement,
         )
-        gauge(sc.METRIC_VERDICT, "1", "1 better, -1 worse, 0 inconclusive or no data.", _observe_verdicts)
+        gauge(sc.METRIC_VERDICT, "1", "1 better, -1 worse, 0 inconclusive or no data.", _read_verdicts)
         gauge(
             sc.METRIC_SAMPLE_RATIO_MISMATCH,
             "1",
             "1 when the users' split is not the rollout's.",
-            _observe_srm,
+            _read_srm,
         )
         meter.create_observable_counter(
             sc.METRIC_GUARD_TRIGGERED,
-            [lambda options: self._observe_guards()],
+            [observer(self._read_guards)],
             unit="{trigger}",
             description="Times a guard called its callback (e.g. a rollback) on repeated worse verdicts.",
         )
 
-    def _observe_guards(self) -> list[Observation]:
+    def _read_guards(self) -> Measured:
         return [
-            Observation(n, {sc.MIGRATION_NAME: m, sc.MIGRATION_OPERATION: o, sc.MIGRATION_METRIC: metric})
+            (n, {sc.MIGRATION_NAME: m, sc.MIGRATION_OPERATION: o, sc.MIGRATION_METRIC: metric})
             for (m, o, metric), n in list(self.guard_triggers.items())
         ]
 
@@ -584,26 +608,26 @@ def _flip(totals: tuple[int, int]) -> tuple[int, int]:
     return totals[1], totals[0]
 
 
-def _observe_ratio(s: Snapshot) -> Iterable[Observation]:
+def _read_ratio(s: Snapshot) -> Measured:
     for m in s.migrations.values():
-        yield Observation(m.adoption.ratio_1h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "1h"})
-        yield Observation(m.adoption.ratio_24h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "24h"})
+        yield (m.adoption.ratio_1h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "1h"})
+        yield (m.adoption.ratio_24h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "24h"})
 
 
-def _observe_users(s: Snapshot) -> Iterable[Observation]:
+def _read_users(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for v in m.adoption.versions:
-            yield Observation(
+            yield (
                 round(v.users_1h),
                 {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "1h"},
             )
-            yield Observation(
+            yield (
                 round(v.users_24h),
                 {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "24h"},
             )
 
 
-def _observe_sessions(s: Snapshot) -> Iterable[Observation]:
+def _read_sessions(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for v in m.adoption.versions:
             for window, value in (("1h", v.sessions_1h), ("24h", v.sessions_24h)):
@@ -612,41 +636,37 @@ def _observe_sessions(s: Snapshot) -> Iterable[Observation]:
                     sc.MIGRATION_VERSION: v.version,
                     sc.MIGRATION_WINDOW: window,
                 }
-                yield Observation(round(value), attrs)
+                yield (round(value), attrs)
 
 
-def _observe_stage(s: Snapshot) -> Iterable[Observation]:
+def _read_stage(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for stage in ("not_started", "low", "adopted", "replaced"):
-            yield Observation(
-                int(m.adoption.stage == stage), {sc.MIGRATION_NAME: m.name, sc.MIGRATION_STAGE: stage}
-            )
+            yield (int(m.adoption.stage == stage), {sc.MIGRATION_NAME: m.name, sc.MIGRATION_STAGE: stage})
 
 
-def _observe_stalled(s: Snapshot) -> Iterable[Observation]:
+def _read_stalled(s: Snapshot) -> Measured:
     for m in s.migrations.values():
-        yield Observation(int(m.adoption.stalled), {sc.MIGRATION_NAME: m.name})
+        yield (int(m.adoption.stalled), {sc.MIGRATION_NAME: m.name})
 
 
-def _observe_error_rate(s: Snapshot) -> Iterable[Observation]:
+def _read_error_rate(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for e in m.errors:
-            yield Observation(e.error_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version})
+            yield (e.error_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version})
 
 
-def _observe_error_free(s: Snapshot) -> Iterable[Observation]:
+def _read_error_free(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for e in m.errors:
-            yield Observation(
-                e.error_free_user_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version}
-            )
+            yield (e.error_free_user_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version})
 
 
-def _observe_spikes(s: Snapshot) -> Iterable[Observation]:
+def _read_spikes(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for e in m.errors:
             for category in e.categories:
-                yield Observation(
+                yield (
                     int(category in e.spikes),
                     {
                         sc.MIGRATION_NAME: m.name,
@@ -656,7 +676,7 @@ def _observe_spikes(s: Snapshot) -> Iterable[Observation]:
                 )
 
 
-def _observe_latency(s: Snapshot) -> Iterable[Observation]:
+def _read_latency(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for stats in m.latency:
             base = {
@@ -670,10 +690,10 @@ def _observe_latency(s: Snapshot) -> Iterable[Observation]:
                 ("p99", stats.p99),
                 ("mean", stats.mean),
             ):
-                yield Observation(value, {**base, sc.MIGRATION_STATISTIC: statistic})
+                yield (value, {**base, sc.MIGRATION_STATISTIC: statistic})
 
 
-def _observe_improvement(s: Snapshot) -> Iterable[Observation]:
+def _read_improvement(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         for imp in m.improvements:
             base = {
@@ -683,15 +703,15 @@ def _observe_improvement(s: Snapshot) -> Iterable[Observation]:
             }
             for statistic, value in (("mean", imp.mean_pct), ("p50", imp.p50_pct), ("p95", imp.p95_pct)):
                 if math.isfinite(value):
-                    yield Observation(value, {**base, sc.MIGRATION_STATISTIC: statistic})
+                    yield (value, {**base, sc.MIGRATION_STATISTIC: statistic})
 
 
 _VERDICT_VALUE: Final = {"better": 1, "worse": -1, "inconclusive": 0, "no_data": 0}
 
 
-def _observe_verdicts(s: Snapshot) -> Iterable[Observation]:
+def _read_verdicts(s: Snapshot) -> Measured:
     for v in s.verdicts():
-        yield Observation(
+        yield (
             _VERDICT_VALUE[v.state],
             {
                 sc.MIGRATION_NAME: v.migration,
@@ -702,7 +722,7 @@ def _observe_verdicts(s: Snapshot) -> Iterable[Observation]:
         )
 
 
-def _observe_srm(s: Snapshot) -> Iterable[Observation]:
+def _read_srm(s: Snapshot) -> Measured:
     for m in s.migrations.values():
         if m.sample_ratio is not None:
-            yield Observation(int(m.sample_ratio.mismatch), {sc.MIGRATION_NAME: m.name})
+            yield (int(m.sample_ratio.mismatch), {sc.MIGRATION_NAME: m.name})

@@ -19,16 +19,17 @@ import math
 import statistics
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from opentelemetry import trace
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from . import _runtime
-from . import _semconv as sc
-from ._context import current_scope
+from .._core import semconv as sc
+from .._core.context import current_scope
+from .._core.instruments import Measured, observer
+from .._core.runtime import active
 
 __all__ = [
     "QualityStats",
@@ -138,37 +139,37 @@ class QualityTracker:
         )
         meter.create_observable_counter(
             sc.METRIC_QUALITY_ACTIONS,
-            [self._observe_actions],
+            [observer(self._read_actions)],
             unit="{action}",
             description="What users did with an answer.",
         )
         meter.create_observable_counter(
             sc.METRIC_QUALITY_FEEDBACK,
-            [self._observe_nps],
+            [observer(self._read_nps)],
             unit="{answer}",
             description="NPS answers by class: promoter, passive, detractor.",
         )
         meter.create_observable_counter(
             sc.METRIC_QUALITY_CSAT,
-            [self._observe_csat],
+            [observer(self._read_csat)],
             unit="{answer}",
             description="CSAT answers by rating (1-5).",
         )
         meter.create_observable_counter(
             sc.METRIC_QUALITY_SENTIMENT,
-            [self._observe_sentiment],
+            [observer(self._read_sentiment)],
             unit="{answer}",
             description="Sentiment of feedback text.",
         )
         meter.create_observable_counter(
             sc.METRIC_QUALITY_UPGRADES,
-            [self._observe_upgrades],
+            [observer(self._read_upgrades)],
             unit="{upgrade}",
             description="Answers regenerated with a higher model tier.",
         )
         meter.create_observable_gauge(
             sc.METRIC_QUALITY_NPS,
-            [self._observe_nps_score],
+            [observer(self._read_nps_score)],
             unit="1",
             description="Net Promoter Score (-100 to 100) of all answers so far.",
         )
@@ -235,43 +236,43 @@ class QualityTracker:
         with self._lock:
             return list(self._aggregates.items())
 
-    def _observe_actions(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_actions(self) -> Measured:
         return [
-            Observation(n, {**_attributes(k), sc.MIGRATION_QUALITY_ACTION: action})
+            (n, {**_attributes(k), sc.MIGRATION_QUALITY_ACTION: action})
             for k, a in self._items()
             for action, n in a.actions.items()
         ]
 
-    def _observe_nps(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_nps(self) -> Measured:
         return [
-            Observation(n, {**_attributes(k), sc.MIGRATION_NPS_CLASS: cls})
+            (n, {**_attributes(k), sc.MIGRATION_NPS_CLASS: cls})
             for k, a in self._items()
             for cls, n in a.nps.items()
         ]
 
-    def _observe_csat(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_csat(self) -> Measured:
         return [
-            Observation(n, {**_attributes(k), sc.MIGRATION_CSAT_RATING: str(rating)})
+            (n, {**_attributes(k), sc.MIGRATION_CSAT_RATING: str(rating)})
             for k, a in self._items()
             for rating, n in a.csat.items()
         ]
 
-    def _observe_sentiment(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_sentiment(self) -> Measured:
         return [
-            Observation(n, {**_attributes(k), sc.MIGRATION_SENTIMENT: s})
+            (n, {**_attributes(k), sc.MIGRATION_SENTIMENT: s})
             for k, a in self._items()
             for s, n in a.sentiment.items()
         ]
 
-    def _observe_upgrades(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(a.upgrades, _attributes(k)) for k, a in self._items() if a.upgrades]
+    def _read_upgrades(self) -> Measured:
+        return [(a.upgrades, _attributes(k)) for k, a in self._items() if a.upgrades]
 
-    def _observe_nps_score(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_nps_score(self) -> Measured:
         result = []
         for k, a in self._items():
             nps = _nps(a.nps)
             if nps is not None:
-                result.append(Observation(nps, _attributes(k)))
+                result.append((nps, _attributes(k)))
         return result
 
 
@@ -329,14 +330,13 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return float(value)
 
 
-def _key(
-    migration: str | None, version: str | None, tier: str | None
-) -> tuple[_runtime.Telemetry, _Key] | None:
-    telemetry = _runtime.active()
-    if telemetry is None or not telemetry.enabled:
+def _key(migration: str | None, version: str | None, tier: str | None) -> tuple[QualityTracker, _Key] | None:
+    telemetry = active()
+    tracker = telemetry.find(QualityTracker) if telemetry is not None and telemetry.enabled else None
+    if telemetry is None or tracker is None:
         return None
     scope = current_scope()
-    return telemetry, (
+    return tracker, (
         migration or (scope.migration if scope else telemetry.settings.migration),
         version or (scope.version if scope else "unversioned"),
         tier or "unknown",
@@ -372,7 +372,7 @@ def record_quality(
     found = _key(migration, version, tier)
     _event("quality_score", value, _band(value), explanation)
     if found is not None:
-        found[0].quality.score(found[1], value)
+        found[0].score(found[1], value)
 
 
 def record_action(
@@ -396,7 +396,7 @@ def record_action(
     found = _key(migration, version, tier)
     _event("user_action", None, action)
     if found is not None:
-        found[0].quality.action(found[1], action, edits, seconds)
+        found[0].action(found[1], action, edits, seconds)
 
 
 def record_feedback(
@@ -421,7 +421,7 @@ def record_feedback(
     label = _nps_class(rating) if scale == "nps" else f"csat_{rating}"
     _event(scale, float(rating), label, f"sentiment: {sentiment}" if sentiment else None)
     if found is not None:
-        found[0].quality.feedback(found[1], rating, scale, sentiment)
+        found[0].feedback(found[1], rating, scale, sentiment)
 
 
 def record_confidence(
@@ -432,7 +432,7 @@ def record_confidence(
     found = _key(migration, version, tier)
     _event("confidence", value, "low" if value < LOW_CONFIDENCE else "ok")
     if found is not None:
-        found[0].quality.confidence(found[1], value)
+        found[0].confidence(found[1], value)
 
 
 def record_upgrade(
@@ -445,4 +445,4 @@ def record_upgrade(
     found = _key(migration, version, from_tier)
     _event("model_upgrade", None, f"{from_tier}->{to_tier}")
     if found is not None:
-        found[0].quality.upgrade(found[1])
+        found[0].upgrade(found[1])

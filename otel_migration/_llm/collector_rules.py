@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from . import _semconv as sc
-from ._pricing import ModelPrice, PriceTable, normalize_model
+from .._core import semconv as sc
+from .._core.config import normalize_model
+from .pricing import ModelPrice, PriceTable
 
 __all__ = ["PROCESSOR_NAME", "cost_statements", "render_cost_config"]
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import wrapt
 
-from ._config import TargetSpec
-from ._errors import ConfigError
-from ._wrappers import CallSpec, make_wrapper
+from .._core.config import TargetSpec
+from .._core.errors import ConfigError
+from .wrappers import CallSpec, make_wrapper
 
 __all__ = ["TargetInstaller", "check_targets"]
 

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ._budgets import BudgetSpec, parse_budgets
-from ._errors import ConfigError
-from ._pricing import normalize_model
+from .errors import ConfigError
 
 __all__ = [
     "ERROR_CATEGORIES",
     "AnalyticsSettings",
+    "BudgetSpec",
+    "normalize_model",
+    "parse_budgets",
     "RolloutSpec",
     "Settings",
     "TargetSpec",
@@ -46,6 +47,12 @@ _TARGET_RE: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[
 _ENV_PREFIX: Final = "OTEL_MIGRATION_"
 DEFAULT_MIGRATION: Final = "default"
 _CONFIG_FILE_ENV: Final = "OTEL_MIGRATION_CONFIG"
+_DATE_SUFFIX: Final = re.compile(r"(?:[-@]\d{8}|-\d{4}-\d{2}-\d{2})$")
+_BEDROCK: Final = re.compile(r"^(?:[a-z]{2}\.)?anthropic\.(?P<model>.+?)(?:-v\d+(?::\d+)?)?$")
+
+Period = Literal["daily", "monthly"]
+BudgetScope = Literal["service", "user", "tenant"]
+DEFAULT_THRESHOLDS: Final = (50, 80, 90, 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,16 @@ class RolloutSpec:
     candidate: str = "2.0"
     allow: frozenset[str] = frozenset()
     deny: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    name: str
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    scope: BudgetScope = "service"
+    hard_stop: bool = False
+    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +162,61 @@ class Settings:
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     #: Where the configuration file was found, if any (for messages, not a setting).
     config_file: str | None = None
+
+
+def normalize_model(model: str) -> str:
+    """The table key a reported model name should match: lower case, no platform or snapshot date."""
+    name = model.strip().lower()
+    bedrock = _BEDROCK.match(name)
+    if bedrock:
+        name = bedrock.group("model")
+    name = name.rpartition("/")[2]  # "openai/gpt-4o" style gateway prefixes
+    return _DATE_SUFFIX.sub("", name)
+
+
+def parse_budgets(value: Any) -> tuple[BudgetSpec, ...]:
+    """``[budgets.NAME]`` tables: daily_usd, monthly_usd, scope, hard_stop, thresholds."""
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a table of budget name = {daily_usd, monthly_usd, scope, hard_stop}")
+    specs = []
+    for name, table in value.items():
+        if not isinstance(table, Mapping):
+            raise ValueError(f"budget {name!r}: expected a table")
+        unknown = set(table) - {"daily_usd", "monthly_usd", "scope", "hard_stop", "thresholds"}
+        if unknown:
+            raise ValueError(f"budget {name!r}: unknown key {sorted(unknown)[0]!r}")
+        limits = {}
+        for key in ("daily_usd", "monthly_usd"):
+            amount = table.get(key)
+            if amount is not None and (
+                isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0
+            ):
+                raise ValueError(f"budget {name!r}: {key} must be a positive number of USD, got {amount!r}")
+            limits[key] = float(amount) if amount is not None else None
+        if limits["daily_usd"] is None and limits["monthly_usd"] is None:
+            raise ValueError(f"budget {name!r}: set daily_usd, monthly_usd or both")
+        scope = table.get("scope", "service")
+        if scope not in ("service", "user", "tenant"):
+            raise ValueError(f"budget {name!r}: scope must be service, user or tenant, got {scope!r}")
+        hard_stop = table.get("hard_stop", False)
+        if not isinstance(hard_stop, bool):
+            raise ValueError(f"budget {name!r}: hard_stop must be true or false, got {hard_stop!r}")
+        thresholds = table.get("thresholds", list(DEFAULT_THRESHOLDS))
+        if not isinstance(thresholds, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 < t <= 1000 for t in thresholds
+        ):
+            raise ValueError(f"budget {name!r}: thresholds must be a list of percentages, got {thresholds!r}")
+        specs.append(
+            BudgetSpec(
+                str(name),
+                limits["daily_usd"],
+                limits["monthly_usd"],
+                scope,
+                hard_stop,
+                tuple(sorted(set(thresholds))),
+            )
+        )
+    return tuple(specs)
 
 
 # field name -> (environment variable, parser of a raw value (str from env, TOML value otherwise))

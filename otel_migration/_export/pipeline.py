@@ -18,10 +18,8 @@ export in those, the span exporter is also wrapped in a protocol-neutral counter
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
-from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -30,22 +28,17 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import TracerProvider
 
-from ._config import Settings
-from ._enrich import LLMSpanEnricher
-from ._export_health import CountingSpanExporter
-from ._file_export import JsonLinesMetricExporter, JsonLinesSpanExporter
+from .._core.config import Settings
+from .._core.providers import Providers, global_meter_provider, global_tracer_provider
+from .file import JsonLinesMetricExporter, JsonLinesSpanExporter
+from .health import CountingSpanExporter
 
-__all__ = [
-    "Providers",
-    "build_providers",
-    "exporter_choice",
-    "global_meter_provider",
-    "global_tracer_provider",
-]
+__all__ = ["build_providers", "exporter_choice"]
 
 _SDK_HEALTH_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 _ENDPOINT_VARS = (
@@ -53,30 +46,6 @@ _ENDPOINT_VARS = (
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Providers:
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-    #: The providers we built (and so must shut down), as opposed to ones we attached to.
-    owned_tracer_provider: SdkTracerProvider | None = None
-    owned_meter_provider: SdkMeterProvider | None = None
-    destination: str = "attached"
-    #: The exporter of the pipeline we built, counting delivered and failed spans.
-    span_exporter: CountingSpanExporter | None = None
-
-
-def global_tracer_provider() -> TracerProvider | None:
-    """The application's global TracerProvider, or None while it is still the API's proxy."""
-    provider = trace.get_tracer_provider()
-    return None if isinstance(provider, trace.ProxyTracerProvider) else provider
-
-
-def global_meter_provider() -> MeterProvider | None:
-    """The application's global MeterProvider, or None while it is still the API's proxy."""
-    provider = metrics.get_meter_provider()
-    return None if type(provider).__name__ == "_ProxyMeterProvider" else provider
 
 
 def exporter_choice(settings: Settings, env: Mapping[str, str]) -> str:
@@ -158,8 +127,13 @@ def build_providers(
     *,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    wrap_exporting: Callable[[SpanProcessor], SpanProcessor] = lambda processor: processor,
 ) -> Providers:
-    """Providers given explicitly win, then the global ones, then new SDK providers built here."""
+    """Providers given explicitly win, then the global ones, then new SDK providers built here.
+
+    ``wrap_exporting`` wraps the exporting span processor of a pipeline we build (the set-up
+    passes the LLM span enricher, so foreign LLM spans are priced before they are exported).
+    """
     tracer_provider = tracer_provider or global_tracer_provider()
     meter_provider = meter_provider or global_meter_provider()
     if tracer_provider is not None and meter_provider is not None:
@@ -181,7 +155,7 @@ def build_providers(
         if span_exporter is not None:
             counted = CountingSpanExporter(span_exporter, meter_provider)
             batch = BatchSpanProcessor(counted, meter_provider=meter_provider)
-            owned_tp.add_span_processor(LLMSpanEnricher(batch))
+            owned_tp.add_span_processor(wrap_exporting(batch))
         tracer_provider = owned_tp
     return Providers(
         tracer_provider, meter_provider, owned_tp, owned_mp, _destination(choice, settings, env), counted

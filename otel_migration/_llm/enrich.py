@@ -22,9 +22,11 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Span as ApiSpan
 
-from . import _semconv as sc
-from ._context import current_scope
-from ._pricing import PriceTable
+from .._core import semconv as sc
+from .._core.context import current_scope
+from .._core.runtime import configured
+from .pricing import PriceTable
+from .runtime import LLMRuntime
 
 __all__ = ["LLMSpanEnricher", "is_llm_span"]
 
@@ -133,7 +135,6 @@ class LLMSpanEnricher(SpanProcessor):
 
 
 def _current_prices() -> PriceTable | None:
-    from ._runtime import configured  # deferred: the runtime builds the pipeline this module is part of
-
     telemetry = configured()
-    return telemetry.prices if telemetry is not None else None
+    llm = telemetry.find(LLMRuntime) if telemetry is not None else None
+    return llm.prices if llm is not None else None

@@ -18,16 +18,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from . import _semconv as sc
-from ._versioned import versioned
+from .._calls.versioned import versioned
+from .._core import semconv as sc
+from .._core.instruments import Measured, observer
+from .._core.runtime import active
 
-__all__ = ["ExperimentResult", "experiment", "registry"]
+__all__ = ["ExperimentRegistry", "ExperimentResult", "experiment"]
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,35 +77,32 @@ class ExperimentRegistry:
     def register_metrics(self, meter: Meter) -> None:
         meter.create_observable_counter(
             sc.METRIC_EXPERIMENT_RUNS,
-            [self._observe_runs],
+            [observer(self._read_runs)],
             unit="{run}",
             description="Experiment runs by outcome: match, mismatch, ignored, candidate_error, ...",
         )
         meter.create_observable_counter(
             sc.METRIC_EXPERIMENT_CPU_TIME,
-            [self._observe_cpu],
+            [observer(self._read_cpu)],
             unit="s",
             description="CPU time spent by each side of an experiment.",
         )
 
-    def _observe_runs(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_runs(self) -> Measured:
         with self._lock:
             items = list(self.outcomes.items())
         return [
-            Observation(n, {sc.MIGRATION_EXPERIMENT: name, sc.MIGRATION_EXPERIMENT_OUTCOME: outcome})
+            (n, {sc.MIGRATION_EXPERIMENT: name, sc.MIGRATION_EXPERIMENT_OUTCOME: outcome})
             for (name, outcome), n in items
         ]
 
-    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_cpu(self) -> Measured:
         with self._lock:
             items = list(self.cpu_seconds.items())
         return [
-            Observation(s, {sc.MIGRATION_EXPERIMENT: name, sc.MIGRATION_VERSION: version})
+            (s, {sc.MIGRATION_EXPERIMENT: name, sc.MIGRATION_VERSION: version})
             for (name, version), s in items
         ]
-
-
-registry = ExperimentRegistry()
 
 
 def _observe(
@@ -178,8 +177,6 @@ def experiment(
         _finish(ExperimentResult(name, "skipped", control_only, None), on_result)
         return _result_of(control_only)
 
-    from ._runtime import active  # deferred: _runtime registers this module's metrics
-
     telemetry = active()
     parent = (
         telemetry.tracer.start_as_current_span(
@@ -230,7 +227,10 @@ def _attach_values(span: Any, result: ExperimentResult[T], clean: Callable[[T], 
 
 def _finish(result: ExperimentResult[T], on_result: Callable[[ExperimentResult[T]], object] | None) -> None:
     try:
-        registry.record(result)
+        telemetry = active()
+        stats = telemetry.find(ExperimentRegistry) if telemetry is not None else None
+        if stats is not None:
+            stats.record(result)
         if on_result is not None:
             on_result(result)
     except Exception:

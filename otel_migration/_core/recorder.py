@@ -22,43 +22,20 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 
-from . import _semconv as sc
+from . import semconv as sc
+from .instruments import Measured, items_under, observer
+from .records import CallListener, CallRecord, Record
 
-__all__ = ["CallListener", "CallRecord", "CallRecorder"]
+__all__ = ["CallRecorder"]
 
 _logger = logging.getLogger(__name__)
 
 _WAKE_AT: Final = 2048  # records waiting before the worker is woken early
 _DRAIN_INTERVAL_S: Final = 0.5  # longest a record waits for aggregation when calls are rare
-
-
-@dataclass(slots=True)
-class CallRecord:
-    """One finished versioned call or phase, as the background aggregator sees it."""
-
-    kind: str  # "call" or "phase"
-    migration: str
-    operation: str
-    version: str
-    phase: str | None
-    outcome: str
-    duration_s: float
-    end_time_ns: int
-    error_type: str | None = None
-    error_category: str | None = None
-    subject: str | None = None
-    session: str | None = None
-
-
-class CallListener(Protocol):
-    """Receives every record, in the aggregator's thread, after the core metrics saw it."""
-
-    def on_call(self, record: CallRecord) -> None: ...
 
 
 _RequestKey = tuple[str, str, str, str]  # migration, operation, version, outcome
@@ -71,7 +48,7 @@ class CallRecorder:
 
     def __init__(self, meter: Meter, *, max_queue_size: int, listeners: Iterable[CallListener] = ()) -> None:
         self._max_queue_size = max_queue_size
-        self._queue: deque[CallRecord] = deque()
+        self._queue: deque[Record] = deque()
         self._listeners: tuple[CallListener, ...] = tuple(listeners)
         self._drain_lock = threading.Lock()
         self._drop_lock = threading.Lock()
@@ -88,19 +65,19 @@ class CallRecorder:
 
         meter.create_observable_counter(
             sc.METRIC_REQUESTS,
-            callbacks=[self._observe_requests],
+            callbacks=[observer(self._read_requests)],
             unit="{request}",
             description="Versioned calls by migration, operation, version and outcome; sampled or not.",
         )
         meter.create_observable_counter(
             sc.METRIC_ERRORS,
-            callbacks=[self._observe_errors],
+            callbacks=[observer(self._read_errors)],
             unit="{error}",
             description="Versioned calls that raised, by error.type and error category.",
         )
         meter.create_observable_counter(
             sc.METRIC_TELEMETRY_DROPPED,
-            callbacks=[self._observe_dropped],
+            callbacks=[observer(self._read_dropped)],
             unit="{call}",
             description="Finished calls not aggregated because the in-process queue was full.",
         )
@@ -120,7 +97,7 @@ class CallRecorder:
         os.register_at_fork(after_in_child=lambda: (method := weak_reinit()) is not None and method())
 
     # -- the call path ----------------------------------------------------------------------------
-    def submit(self, record: CallRecord) -> None:
+    def submit(self, record: Record) -> None:
         """Queue a finished call; never blocks, never raises."""
         queue = self._queue
         if len(queue) >= self._max_queue_size:
@@ -183,36 +160,28 @@ class CallRecorder:
                 except Exception:  # pragma: no cover - defensive: an SDK or listener bug
                     _logger.exception("otel-migration: failed to aggregate a call record")
 
-    def _aggregate(self, record: CallRecord) -> None:
-        if record.kind not in ("call", "phase"):
-            pass  # other records (LLM calls) are the listeners' alone
-        elif record.kind == "phase":
-            phase_key = (
-                record.migration,
-                record.operation,
-                record.version,
-                record.phase or "",
-                record.outcome,
-            )
-            self._phase_duration.record(record.duration_s, self._attrs_for(phase_key, _PHASE_NAMES))
-        else:
-            key = (record.migration, record.operation, record.version, record.outcome)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            self._duration.record(record.duration_s, self._attrs_for(key, _REQUEST_NAMES))
-            if record.error_type is not None:
-                error_key = (
-                    record.migration,
-                    record.operation,
-                    record.version,
-                    record.error_type,
-                    record.error_category or "unknown",
-                )
-                self._errors[error_key] = self._errors.get(error_key, 0) + 1
+    def _aggregate(self, record: Record) -> None:
+        if isinstance(record, CallRecord):  # LLM records are the listeners' alone
+            self._count(record)
         for listener in self._listeners:
             try:
                 listener.on_call(record)
             except Exception:
                 _logger.exception("otel-migration: listener %r failed", listener)
+
+    def _count(self, record: CallRecord) -> None:
+        scope = record.scope
+        if scope.phase is not None:
+            phase_key = (scope.migration, scope.operation, scope.version, scope.phase, record.outcome)
+            self._phase_duration.record(record.duration_s, self._attrs_for(phase_key, _PHASE_NAMES))
+            return
+        key = (scope.migration, scope.operation, scope.version, record.outcome)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        self._duration.record(record.duration_s, self._attrs_for(key, _REQUEST_NAMES))
+        if record.error_type is not None:
+            category = record.error_category or "unknown"
+            error_key = (scope.migration, scope.operation, scope.version, record.error_type, category)
+            self._errors[error_key] = self._errors.get(error_key, 0) + 1
 
     def _attrs_for(self, key: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
         by_key = self._attributes.setdefault(names, {})
@@ -222,18 +191,18 @@ class CallRecorder:
         return attrs
 
     # -- observable callbacks ---------------------------------------------------------------------
-    def _observe_requests(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_requests(self) -> Measured:
         self.drain()
-        return [
-            Observation(count, self._attrs_for(key, _REQUEST_NAMES)) for key, count in self._requests.items()
-        ]
+        items = items_under(self._drain_lock, self._requests)
+        return [(count, self._attrs_for(key, _REQUEST_NAMES)) for key, count in items]
 
-    def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _read_errors(self) -> Measured:
         self.drain()
-        return [Observation(count, self._attrs_for(key, _ERROR_NAMES)) for key, count in self._errors.items()]
+        items = items_under(self._drain_lock, self._errors)
+        return [(count, self._attrs_for(key, _ERROR_NAMES)) for key, count in items]
 
-    def _observe_dropped(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(self._dropped, {"reason": "queue_full"})]
+    def _read_dropped(self) -> Measured:
+        return [(self._dropped, {"reason": "queue_full"})]
 
     # -- reading and lifecycle --------------------------------------------------------------------
     @property

@@ -10,14 +10,15 @@ span exporter of the pipeline we build and report ``migration.telemetry.spans.fa
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import _semconv as sc
-from .version import __version__
+from .._core import semconv as sc
+from .._core.instruments import Measured, observer
+from ..version import __version__
 
 __all__ = ["CountingSpanExporter"]
 
@@ -33,7 +34,7 @@ class CountingSpanExporter(SpanExporter):
         meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
         meter.create_observable_counter(
             sc.METRIC_TELEMETRY_SPANS_FAILED,
-            callbacks=[self._observe],
+            callbacks=[observer(self._read)],
             unit="{span}",
             description="Spans the exporter could not deliver (collector down, refusing, or timing out).",
         )
@@ -54,8 +55,8 @@ class CountingSpanExporter(SpanExporter):
             else:
                 self.failed += spans
 
-    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(self.failed, {"exporter": type(self._delegate).__qualname__})]
+    def _read(self) -> Measured:
+        return [(self.failed, {"exporter": type(self._delegate).__qualname__})]
 
     def shutdown(self) -> None:
         self._delegate.shutdown()

@@ -1,60 +1,49 @@
-"""The telemetry in effect: tracer, call recorder, error classifier and settings, swapped as one.
+"""The telemetry in effect: tracer, recorder, classifier, pseudonymiser, settings and components.
 
 Wrappers look it up at call time, not at decoration time, so functions decorated at import
-(before :func:`otel_migration.configure` runs) are instrumented once it does. When ``configure``
-was never called but the application installed real global providers itself, we attach to those
-with settings from the environment and config file; when nothing is set up, calls pass through.
+(before :func:`otel_migration.configure` runs) are instrumented once it does. A configuration is
+one :class:`Telemetry`, built whole by the top-level set-up and swapped in as one object, so a
+call sees either the old configuration or the new one, never a mix.
 
-What processes the calls (the recorder and the analytics it feeds) is assembled by
-:mod:`otel_migration._processing`, which installs itself as :data:`assemble` on import: this
-module sits below the features (rollouts, experiments, analytics) that build on versioned calls,
-so it must not import them.
+The core knows no feature: features (LLM calls, analytics, experiments) put their own objects in
+as *components* when the set-up builds the telemetry, and find them again by type
+(``telemetry.get(LLMRuntime)``). When ``configure`` was never called but the application installed
+real global providers itself, we attach to those; building a configuration is the set-up's job,
+so it hands us its assembler (:func:`set_assembler`) when the package is imported.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final, TypeVar
 
-from opentelemetry.metrics import MeterProvider
+from ..version import __version__
+from . import semconv as sc
+from .categories import ErrorClassifier
+from .config import Settings, load_settings
+from .providers import Providers, global_meter_provider, global_tracer_provider
+from .pseudonyms import Pseudonymizer
+from .recorder import CallRecorder
 
-from . import _semconv as sc
-from ._categories import ErrorClassifier
-from ._config import Settings
-from ._pipeline import Providers, global_meter_provider, global_tracer_provider
-from ._pricing import PriceTable
-from ._recorder import CallRecorder
-from .version import __version__
-
-if TYPE_CHECKING:
-    from ._analytics import MigrationAnalytics
-    from ._llm import LLMMetrics
-    from ._quality import QualityTracker
-
-__all__ = ["Telemetry", "TelemetryHealth", "active", "set_active"]
+__all__ = [
+    "Telemetry",
+    "TelemetryHealth",
+    "active",
+    "configured",
+    "set_active",
+    "set_assembler",
+]
 
 _logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _lock: Final = threading.RLock()
 _active: Telemetry | None = None
 _lazy_failed = False
-
-
-@dataclass(frozen=True, slots=True)
-class Processors:
-    """What processes finished calls for one MeterProvider: the recorder and the listeners it feeds."""
-
-    recorder: CallRecorder
-    analytics: MigrationAnalytics
-    llm: LLMMetrics
-    quality: QualityTracker
-
-
-#: Builds (once per MeterProvider) the processors; set by _processing.
-assemble: Callable[[MeterProvider, Settings], Processors] | None = None
+_assembler: Callable[[Settings, Providers], Telemetry] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +58,34 @@ class TelemetryHealth:
 class Telemetry:
     """Everything a wrapper needs at call time, resolved once at configuration."""
 
-    def __init__(self, settings: Settings, providers: Providers) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        providers: Providers,
+        recorder: CallRecorder,
+        *,
+        pseudonymizer: Pseudonymizer | None = None,
+        components: Iterable[object] = (),
+    ) -> None:
         self.settings = settings
         self.providers = providers
         self.enabled = settings.enabled
         self.tracer = providers.tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__)
         self.classifier = ErrorClassifier(settings.error_categories)
-        self.prices = PriceTable.load(settings.pricing_file)
-        self.tiers: dict[str, str] = {}  # model name -> tier, filled by the LLM calls
-        if assemble is None:
-            raise RuntimeError("otel_migration._processing was not imported")
-        processors = assemble(providers.meter_provider, settings)
-        self.recorder, self.analytics = processors.recorder, processors.analytics
-        self.llm, self.quality = processors.llm, processors.quality
+        self.recorder = recorder
+        self.pseudonymizer = pseudonymizer or Pseudonymizer.for_settings(settings)
+        self._components: dict[type, object] = {type(c): c for c in components}
+
+    def get(self, kind: type[T]) -> T:
+        """The component of type ``kind`` the set-up put in; KeyError when there is none."""
+        component = self._components[kind]
+        assert isinstance(component, kind)
+        return component
+
+    def find(self, kind: type[T]) -> T | None:
+        """The component of type ``kind``, or None."""
+        component = self._components.get(kind)
+        return component if isinstance(component, kind) else None
 
     def health(self) -> TelemetryHealth:
         """What the telemetry pipeline lost or delivered so far: nothing is lost silently."""
@@ -114,25 +118,29 @@ class Telemetry:
             meter_provider.shutdown()
 
 
+def set_assembler(assembler: Callable[[Settings, Providers], Telemetry]) -> None:
+    """Hand the core the set-up's builder, used to attach lazily to the application's providers."""
+    global _assembler
+    _assembler = assembler
+
+
 def active() -> Telemetry | None:
     """The telemetry in effect, attaching lazily to the application's own global providers."""
     telemetry = _active
     if telemetry is not None or _lazy_failed:
         return telemetry
     tracer_provider, meter_provider = global_tracer_provider(), global_meter_provider()
-    if tracer_provider is None or meter_provider is None:
+    if tracer_provider is None or meter_provider is None or _assembler is None:
         return None
     return _attach_lazily(Providers(tracer_provider, meter_provider))
 
 
 def _attach_lazily(providers: Providers) -> Telemetry | None:
     global _active, _lazy_failed
-    from ._config import load_settings
-
     with _lock:
-        if _active is None and not _lazy_failed:
+        if _active is None and not _lazy_failed and _assembler is not None:
             try:
-                _active = Telemetry(load_settings(), providers)
+                _active = _assembler(load_settings(), providers)
             except Exception:
                 _lazy_failed = True
                 _logger.exception(

@@ -13,7 +13,6 @@ logged once, and the user's call runs (and its result or exception comes back) u
 from __future__ import annotations
 
 import inspect
-import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Final
@@ -22,27 +21,19 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from . import _runtime
-from . import _semconv as sc
-from ._categories import error_type
-from ._context import Scope, Subject, current_scope, current_subject, scope_context
-from ._recorder import CallRecord
+from .._core import runtime as _runtime
+from .._core import semconv as sc
+from .._core.categories import error_type
+from .._core.context import Scope, Subject, current_scope, current_subject, scope_context
+from .._core.lifecycle import InFlight, log_once
+from .._core.records import CallRecord
+from .._core.runtime import Telemetry
 
 __all__ = ["ActiveCall", "CallSpec", "make_wrapper", "start_call"]
-
-_logger = logging.getLogger(__name__)
-_logged: set[str] = set()
 
 KIND_CALL: Final = "call"
 KIND_PHASE: Final = "phase"
 KIND_UNVERSIONED_PHASE: Final = "phase-unversioned"  # a span only: no version to count it under
-
-
-def log_once(key: str, message: str, *args: object) -> None:
-    """Log an instrumentation failure with its traceback, once per ``key``: never flood the host's logs."""
-    if key not in _logged:
-        _logged.add(key)
-        _logger.exception(message, *args)
 
 
 class CallSpec:
@@ -84,40 +75,22 @@ class CallSpec:
         return scope
 
 
-class ActiveCall:
-    """A call in flight: its span, the context that makes it current, and its start time."""
+class ActiveCall(InFlight):
+    """A versioned call or phase in flight (see :class:`InFlight` for the lifecycle)."""
 
-    __slots__ = ("_token", "context", "kind", "scope", "span", "start_ns", "telemetry")
+    __slots__ = ("kind", "scope")
 
     def __init__(
         self,
-        telemetry: _runtime.Telemetry,
+        telemetry: Telemetry,
         scope: Scope,
         kind: str,
         span: Span,
         context: otel_context.Context,
     ) -> None:
-        self.telemetry = telemetry
+        super().__init__(telemetry, span, context)
         self.scope = scope
         self.kind = kind
-        self.span = span
-        self.context = context
-        self._token: object | None = None
-        self.start_ns = time.perf_counter_ns()
-
-    def activate(self) -> None:
-        try:
-            self._token = otel_context.attach(self.context)
-        except Exception:
-            log_once("attach", "otel-migration: could not make the span current")
-
-    def deactivate(self) -> None:
-        token, self._token = self._token, None
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception:
-                log_once("detach", "otel-migration: could not restore the context")
 
     def close(self, exc: BaseException | None) -> None:
         """Leave the call's context, then finish it."""
@@ -126,8 +99,10 @@ class ActiveCall:
 
     def finish(self, exc: BaseException | None) -> None:
         """End the span and queue the record; never raises. A broken span still leaves the call counted."""
+        if not self.claim_finish():
+            return
         try:
-            duration_s = (time.perf_counter_ns() - self.start_ns) / 1e9
+            duration_s = self.elapsed_s()
             err_type = category = None
             if exc is None or isinstance(exc, GeneratorExit):
                 outcome = sc.OUTCOME_OK
@@ -143,24 +118,9 @@ class ActiveCall:
         self._end_span(exc, outcome, err_type, category)
         if self.kind == KIND_UNVERSIONED_PHASE:
             return
-        scope = self.scope
         try:
-            self.telemetry.recorder.submit(
-                CallRecord(
-                    self.kind,
-                    scope.migration,
-                    scope.operation,
-                    scope.version,
-                    scope.phase,
-                    outcome,
-                    duration_s,
-                    time.time_ns(),
-                    err_type,
-                    category,
-                    scope.subject,
-                    scope.session,
-                )
-            )
+            record = CallRecord(self.scope, outcome, duration_s, time.time_ns(), err_type, category)
+            self.telemetry.recorder.submit(record)
         except Exception:
             log_once("submit", "otel-migration: failed to record a call")
 
@@ -188,7 +148,7 @@ class ActiveCall:
 
 
 def _start_span(
-    telemetry: _runtime.Telemetry, name: str, parent: otel_context.Context, attributes: dict[str, str]
+    telemetry: Telemetry, name: str, parent: otel_context.Context, attributes: dict[str, str]
 ) -> Span:
     """A span, or the invalid (non-recording) span when the SDK pipeline fails: the call is still counted."""
     try:

@@ -1,0 +1,1 @@
+"""Migration analytics from every call: windows, sketches, statistics, verdicts, gauges, snapshot."""

@@ -1,0 +1,1 @@
+"""Versioned calls: the wrapper factories, ``versioned``/``phase`` and configured targets."""

@@ -1,0 +1,1 @@
+"""LLM calls: their lifecycle, GenAI metrics, prices, budgets, quality and span enrichment."""

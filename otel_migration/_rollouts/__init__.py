@@ -1,0 +1,1 @@
+"""Which version serves a call: rollouts, routers and shadow runs (experiments)."""
