@@ -2,7 +2,7 @@
 
 Services in other languages do not run this SDK, yet their LLM spans carry the same
 ``gen_ai.usage.*`` tokens and model names. A ``transform`` processor can price them with the same
-rules, so the collector config is *generated* from :mod:`otel_migration._pricing`'s table rather
+rules, so the collector config is *generated* from :mod:`otel_migration._llm.pricing`'s table rather
 than written by hand: one source of truth, and a test fails when the committed file drifts.
 
 OTTL does not mix integer and float arithmetic, so token counts are wrapped in ``Double()``; the

@@ -4,7 +4,7 @@ Wrapped: ``Messages.create`` / ``AsyncMessages.create`` (also with ``stream=True
 ``Messages.stream`` / ``AsyncMessages.stream`` helpers, plain and beta. ``anthropic`` 1.14 and
 later trace themselves through the global provider (unless ``ANTHROPIC_OPEN_TELEMETRY=false``):
 then we add no span of our own; the call is still priced, charged and counted, and the SDK's span
-gets the version, phase, cost and tier from :class:`otel_migration._enrich.LLMSpanEnricher`.
+gets the version, phase, cost and tier from :class:`otel_migration._llm.enrich.LLMSpanEnricher`.
 
 Anthropic counts ``input_tokens`` without the cached ones; we report the conventions' total
 (input + cache reads + cache writes), as the SDK's own spans do.
@@ -13,7 +13,6 @@ Anthropic counts ``input_tokens`` without the cached ones; we report the convent
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 from collections.abc import Collection
 from typing import Any, Final
@@ -22,10 +21,10 @@ import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
-from packaging.version import Version
 
 from ._calls import async_call_wrapper, stream_manager_wrapper, sync_call_wrapper
 from ._streams import Usage
+from ._support import supported
 
 __all__ = ["AnthropicInstrumentor"]
 
@@ -102,15 +101,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return (SUPPORTED,)
 
     def _instrument(self, **kwargs: Any) -> None:
-        try:
-            version = Version(importlib.metadata.version("anthropic"))
-        except importlib.metadata.PackageNotFoundError:
-            _logger.debug("otel-migration: anthropic is not installed; nothing to instrument")
-            return
-        if not Version("0.43") <= version < Version("3"):
-            _logger.warning(
-                "otel-migration: anthropic %s is outside %s; not instrumented", version, SUPPORTED
-            )
+        if not supported(SUPPORTED):
             return
         self._wrapped: list[tuple[Any, str]] = []
         sync = sync_call_wrapper(

@@ -13,7 +13,6 @@ but without tokens or cost, and a warning says so once.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 from collections.abc import Collection
 from typing import Any, Final
@@ -21,10 +20,10 @@ from typing import Any, Final
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
-from packaging.version import Version
 
 from ._calls import async_call_wrapper, sync_call_wrapper
 from ._streams import Usage
+from ._support import supported
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -101,13 +100,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return (SUPPORTED,)
 
     def _instrument(self, **kwargs: Any) -> None:
-        try:
-            version = Version(importlib.metadata.version("openai"))
-        except importlib.metadata.PackageNotFoundError:
-            _logger.debug("otel-migration: openai is not installed; nothing to instrument")
-            return
-        if not Version("1.66") <= version < Version("4"):
-            _logger.warning("otel-migration: openai %s is outside %s; not instrumented", version, SUPPORTED)
+        if not supported(SUPPORTED):
             return
         self._wrapped: list[tuple[Any, str]] = []
         targets = (
