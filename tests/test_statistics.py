@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from otel_migration._analytics.statistics import (
-    _chi2_sf,
     hodges_lehmann,
     holm,
     mann_whitney_u,
@@ -23,6 +22,7 @@ from otel_migration._analytics.statistics import (
     sample_ratio_mismatch,
     two_proportion_test,
 )
+from otel_migration._analytics.statistics._distributions import _chi2_sf
 
 # The scipy.stats.mannwhitneyu docs example: ages of 5 male and 4 female authors.
 MALES = [19, 22, 16, 29, 24]
