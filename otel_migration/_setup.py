@@ -27,6 +27,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import TracerProvider
 
+from ._analytics import gauges as analytics_gauges
 from ._analytics.engine import Guard, MigrationAnalytics
 from ._analytics.snapshot import Snapshot, Verdict
 from ._calls.targets import TargetInstaller, check_targets
@@ -86,7 +87,7 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
             quality.add_sample_sink(analytics.add_sample)
             recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm])
             experiments = ExperimentRegistry()
-            analytics.register_metrics(meter)
+            analytics_gauges.register(meter, analytics)
             rollouts.registry.register_metrics(meter)
             experiments.register_metrics(meter)
             BUDGETS.register_metrics(meter)

@@ -14,7 +14,6 @@ observable gauges export the latest one, so metrics and the in-process view alwa
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -23,12 +22,10 @@ from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 import numpy as np
-import numpy.typing as npt
-from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
 from .._core.config import AnalyticsSettings
-from .._core.instruments import Measured, observer
+from .._core.instruments import Measured
 from .._core.records import CallRecord, Record
 from .._core.subjects import subject_hash
 from .sketch import RELATIVE_ERROR, HyperLogLog
@@ -46,6 +43,7 @@ from .snapshot import (
 )
 from .statistics import sample_ratio_mismatch
 from .verdicts import adjust, error_rate_verdict, shift_verdict
+from .windows import OperationState, Ring, VersionState, Window
 
 __all__ = ["Guard", "MigrationAnalytics"]
 
@@ -58,110 +56,6 @@ LONG_BUCKETS: Final = 24
 SRM_MIN_USERS: Final = 100
 ALL_OPERATIONS: Final = "*"  # the operation of verdicts over a whole migration (cost, quality)
 SRM_ALPHA: Final = 0.001
-
-
-class _Window:
-    """A ring of fixed-width time buckets: requests, errors, users and users with errors per bucket."""
-
-    def __init__(self, width_s: int, count: int) -> None:
-        self.width, self.count = width_s, count
-        self.ids = np.full(count, -1, dtype=np.int64)
-        self.requests = np.zeros(count, dtype=np.int64)
-        self.errors = np.zeros(count, dtype=np.int64)
-        # Sketches are allocated on first use: operation-level windows never hold users.
-        self.users: list[HyperLogLog | None] = [None] * count
-        self.error_users: list[HyperLogLog | None] = [None] * count
-        self.sessions: list[HyperLogLog | None] = [None] * count
-        self.categories: list[dict[str, int]] = [{} for _ in range(count)]
-
-    def add(self, t: float, user: int | None, category: str | None, session: int | None = None) -> None:
-        bucket = int(t // self.width)
-        slot = bucket % self.count
-        if self.ids[slot] != bucket:
-            if self.ids[slot] > bucket:
-                return  # older than the window: it already rolled past this call
-            self.ids[slot] = bucket
-            self.requests[slot] = self.errors[slot] = 0
-            for sketches in (self.users, self.error_users, self.sessions):
-                sketch = sketches[slot]
-                if sketch is not None:
-                    sketch.clear()
-            self.categories[slot] = {}
-        self.requests[slot] += 1
-        if user is not None:
-            self._sketch(self.users, slot).add(user)
-        if session is not None:
-            self._sketch(self.sessions, slot).add(session)
-        if category is not None:
-            self.errors[slot] += 1
-            self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
-            if user is not None:
-                self._sketch(self.error_users, slot).add(user)
-
-    @staticmethod
-    def _sketch(sketches: list[HyperLogLog | None], slot: int) -> HyperLogLog:
-        sketch = sketches[slot]
-        if sketch is None:
-            sketch = sketches[slot] = HyperLogLog()
-        return sketch
-
-    def live(self, now: float) -> npt.NDArray[np.bool_]:
-        """Slots whose bucket lies within the window ending now."""
-        current = int(now // self.width)
-        return (self.ids > current - self.count) & (self.ids <= current)
-
-    def current_slot(self, now: float) -> int | None:
-        bucket = int(now // self.width)
-        slot = bucket % self.count
-        return slot if self.ids[slot] == bucket else None
-
-    def totals(self, now: float) -> tuple[int, int]:
-        live = self.live(now)
-        return int(self.requests[live].sum()), int(self.errors[live].sum())
-
-    def user_sketch(self, now: float, *, errors_only: bool = False, sessions: bool = False) -> HyperLogLog:
-        sketches = self.sessions if sessions else self.error_users if errors_only else self.users
-        return HyperLogLog.union(
-            s for s, ok in zip(sketches, self.live(now), strict=True) if ok and s is not None
-        )
-
-    def category_counts(self, now: float, *, exclude_slot: int | None = None) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for slot in np.flatnonzero(self.live(now)):
-            if slot == exclude_slot:
-                continue
-            for category, n in self.categories[slot].items():
-                counts[category] = counts.get(category, 0) + n
-        return counts
-
-
-class _Ring:
-    """The most recent ``capacity`` durations."""
-
-    def __init__(self, capacity: int) -> None:
-        self.values = np.empty(capacity, dtype=np.float64)
-        self.size = 0
-        self.next = 0
-
-    def add(self, value: float) -> None:
-        self.values[self.next] = value
-        self.next = (self.next + 1) % self.values.size
-        self.size = min(self.size + 1, self.values.size)
-
-    def samples(self) -> npt.NDArray[np.float64]:
-        return self.values[: self.size].copy()
-
-
-@dataclass
-class _VersionState:
-    short: _Window
-    long: _Window
-
-
-@dataclass
-class _OperationState:
-    window: _Window
-    latency: _Ring
 
 
 @dataclass
@@ -189,6 +83,11 @@ def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 def _improvement(control: float, candidate: float) -> float:
     return (control - candidate) / control * 100 if control > 0 else 0.0
+
+
+def _flip(totals: tuple[int, int]) -> tuple[int, int]:
+    """(requests, errors) -> (errors, requests)."""
+    return totals[1], totals[0]
 
 
 class RolloutInfo(Protocol):
@@ -227,15 +126,15 @@ class MigrationAnalytics:
         self._rollout_of = rollouts
         self._clock = clock
         self._lock = threading.RLock()
-        self._versions: dict[tuple[str, str], _VersionState] = {}
-        self._operations: dict[tuple[str, str, str], _OperationState] = {}
+        self._versions: dict[tuple[str, str], VersionState] = {}
+        self._operations: dict[tuple[str, str, str], OperationState] = {}
         self._history: dict[str, deque[tuple[float, float]]] = {}
         self._guards: list[Guard] = []
         self._streaks: dict[tuple[int, str, str, str, str], int] = {}
         self.guard_triggers: dict[tuple[str, str, str], int] = {}
         self._latest: Snapshot | None = None
         # Per-call samples other processors report (LLM cost, quality scores), for their verdicts.
-        self._samples: dict[tuple[str, str, str], _Ring] = {}
+        self._samples: dict[tuple[str, str, str], Ring] = {}
 
     # -- intake (the aggregator thread) -----------------------------------------------------------
     def on_call(self, record: Record) -> None:
@@ -249,16 +148,16 @@ class MigrationAnalytics:
             key = (record.migration, record.version)
             state = self._versions.get(key)
             if state is None:
-                state = self._versions[key] = _VersionState(
-                    _Window(SHORT_BUCKET_S, SHORT_BUCKETS), _Window(LONG_BUCKET_S, LONG_BUCKETS)
+                state = self._versions[key] = VersionState(
+                    Window(SHORT_BUCKET_S, SHORT_BUCKETS), Window(LONG_BUCKET_S, LONG_BUCKETS)
                 )
             state.short.add(t, user, category, session)
             state.long.add(t, user, category, session)
             op_key = (record.migration, record.operation, record.version)
             op = self._operations.get(op_key)
             if op is None:
-                op = self._operations[op_key] = _OperationState(
-                    _Window(SHORT_BUCKET_S, SHORT_BUCKETS), _Ring(self.settings.latency_samples)
+                op = self._operations[op_key] = OperationState(
+                    Window(SHORT_BUCKET_S, SHORT_BUCKETS), Ring(self.settings.latency_samples)
                 )
             op.window.add(t, None, category)
             if record.outcome == sc.OUTCOME_OK:  # failures end early: they would flatter latency
@@ -269,7 +168,7 @@ class MigrationAnalytics:
         with self._lock:
             ring = self._samples.get((metric, migration, version))
             if ring is None:
-                ring = self._samples[(metric, migration, version)] = _Ring(self.settings.latency_samples)
+                ring = self._samples[(metric, migration, version)] = Ring(self.settings.latency_samples)
             ring.add(value)
 
     def tick(self) -> None:
@@ -422,7 +321,7 @@ class MigrationAnalytics:
         return verdicts
 
     def _adoption(
-        self, migration: str, now: float, states: dict[str, _VersionState], control: str
+        self, migration: str, now: float, states: dict[str, VersionState], control: str
     ) -> Adoption:
         per_version, ratios = [], {}
         for label, attr in (("1h", "short"), ("24h", "long")):
@@ -471,7 +370,7 @@ class MigrationAnalytics:
         )
         return Adoption(ratios["1h"], ratios["24h"], stage, stalled, tuple(per_version))
 
-    def _errors(self, version: str, state: _VersionState, now: float) -> ErrorStats:
+    def _errors(self, version: str, state: VersionState, now: float) -> ErrorStats:
         requests, errors = state.short.totals(now)
         users = state.short.user_sketch(now).estimate()
         error_users = min(state.short.user_sketch(now, errors_only=True).estimate(), users)
@@ -503,7 +402,7 @@ class MigrationAnalytics:
     def _sample_ratio(
         self,
         migration: str,
-        states: dict[str, _VersionState],
+        states: dict[str, VersionState],
         control: str,
         candidates: tuple[str, ...],
         now: float,
@@ -545,184 +444,8 @@ class MigrationAnalytics:
                 self._streaks[key] = streak
         return due
 
-    # -- metrics ----------------------------------------------------------------------------------
-    def register_metrics(self, meter: Meter) -> None:
-        def gauge(name: str, unit: str, description: str, read: Callable[[Snapshot], Measured]) -> None:
-            meter.create_observable_gauge(
-                name, [observer(lambda: read(self.latest()))], unit=unit, description=description
-            )
-
-        gauge(sc.METRIC_ADOPTION_RATIO, "1", "Candidate's share of unique users.", _read_ratio)
-        gauge(sc.METRIC_ADOPTION_USERS, "{user}", "Unique users per version (HyperLogLog).", _read_users)
-        gauge(
-            sc.METRIC_ADOPTION_SESSIONS,
-            "{session}",
-            "Unique sessions per version (HyperLogLog).",
-            _read_sessions,
-        )
-        gauge(sc.METRIC_ADOPTION_STAGE, "1", "1 for the migration's current adoption stage.", _read_stage)
-        gauge(sc.METRIC_ADOPTION_STALLED, "1", "1 while adoption has not moved.", _read_stalled)
-        gauge(sc.METRIC_ERROR_RATE, "1", "Errors per call over the last hour.", _read_error_rate)
-        gauge(
-            sc.METRIC_ERROR_FREE_USERS,
-            "1",
-            "Share of users without an error in the last hour.",
-            _read_error_free,
-        )
-        gauge(sc.METRIC_ERROR_SPIKE, "1", "1 while an error category spikes.", _read_spikes)
-        gauge(
-            sc.METRIC_PERFORMANCE_DURATION,
-            "s",
-            "Duration percentiles and mean of recent calls.",
-            _read_latency,
-        )
-        gauge(
-            sc.METRIC_PERFORMANCE_IMPROVEMENT,
-            "%",
-            "Candidate's improvement over the control (negative: slower).",
-            _read_improvement,
-        )
-        gauge(sc.METRIC_VERDICT, "1", "1 better, -1 worse, 0 inconclusive or no data.", _read_verdicts)
-        gauge(
-            sc.METRIC_SAMPLE_RATIO_MISMATCH,
-            "1",
-            "1 when the users' split is not the rollout's.",
-            _read_srm,
-        )
-        meter.create_observable_counter(
-            sc.METRIC_GUARD_TRIGGERED,
-            [observer(self._read_guards)],
-            unit="{trigger}",
-            description="Times a guard called its callback (e.g. a rollback) on repeated worse verdicts.",
-        )
-
-    def _read_guards(self) -> Measured:
+    def read_guards(self) -> Measured:
         return [
             (n, {sc.MIGRATION_NAME: m, sc.MIGRATION_OPERATION: o, sc.MIGRATION_METRIC: metric})
             for (m, o, metric), n in list(self.guard_triggers.items())
         ]
-
-
-def _flip(totals: tuple[int, int]) -> tuple[int, int]:
-    """(requests, errors) -> (errors, requests)."""
-    return totals[1], totals[0]
-
-
-def _read_ratio(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        yield (m.adoption.ratio_1h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "1h"})
-        yield (m.adoption.ratio_24h, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_WINDOW: "24h"})
-
-
-def _read_users(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for v in m.adoption.versions:
-            yield (
-                round(v.users_1h),
-                {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "1h"},
-            )
-            yield (
-                round(v.users_24h),
-                {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: v.version, sc.MIGRATION_WINDOW: "24h"},
-            )
-
-
-def _read_sessions(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for v in m.adoption.versions:
-            for window, value in (("1h", v.sessions_1h), ("24h", v.sessions_24h)):
-                attrs = {
-                    sc.MIGRATION_NAME: m.name,
-                    sc.MIGRATION_VERSION: v.version,
-                    sc.MIGRATION_WINDOW: window,
-                }
-                yield (round(value), attrs)
-
-
-def _read_stage(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for stage in ("not_started", "low", "adopted", "replaced"):
-            yield (int(m.adoption.stage == stage), {sc.MIGRATION_NAME: m.name, sc.MIGRATION_STAGE: stage})
-
-
-def _read_stalled(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        yield (int(m.adoption.stalled), {sc.MIGRATION_NAME: m.name})
-
-
-def _read_error_rate(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for e in m.errors:
-            yield (e.error_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version})
-
-
-def _read_error_free(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for e in m.errors:
-            yield (e.error_free_user_rate, {sc.MIGRATION_NAME: m.name, sc.MIGRATION_VERSION: e.version})
-
-
-def _read_spikes(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for e in m.errors:
-            for category in e.categories:
-                yield (
-                    int(category in e.spikes),
-                    {
-                        sc.MIGRATION_NAME: m.name,
-                        sc.MIGRATION_VERSION: e.version,
-                        sc.MIGRATION_ERROR_CATEGORY: category,
-                    },
-                )
-
-
-def _read_latency(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for stats in m.latency:
-            base = {
-                sc.MIGRATION_NAME: m.name,
-                sc.MIGRATION_OPERATION: stats.operation,
-                sc.MIGRATION_VERSION: stats.version,
-            }
-            for statistic, value in (
-                ("p50", stats.p50),
-                ("p95", stats.p95),
-                ("p99", stats.p99),
-                ("mean", stats.mean),
-            ):
-                yield (value, {**base, sc.MIGRATION_STATISTIC: statistic})
-
-
-def _read_improvement(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        for imp in m.improvements:
-            base = {
-                sc.MIGRATION_NAME: m.name,
-                sc.MIGRATION_OPERATION: imp.operation,
-                sc.MIGRATION_VERSION: imp.version,
-            }
-            for statistic, value in (("mean", imp.mean_pct), ("p50", imp.p50_pct), ("p95", imp.p95_pct)):
-                if math.isfinite(value):
-                    yield (value, {**base, sc.MIGRATION_STATISTIC: statistic})
-
-
-_VERDICT_VALUE: Final = {"better": 1, "worse": -1, "inconclusive": 0, "no_data": 0}
-
-
-def _read_verdicts(s: Snapshot) -> Measured:
-    for v in s.verdicts():
-        yield (
-            _VERDICT_VALUE[v.state],
-            {
-                sc.MIGRATION_NAME: v.migration,
-                sc.MIGRATION_OPERATION: v.operation,
-                sc.MIGRATION_VERSION: v.candidate,
-                sc.MIGRATION_METRIC: v.metric,
-            },
-        )
-
-
-def _read_srm(s: Snapshot) -> Measured:
-    for m in s.migrations.values():
-        if m.sample_ratio is not None:
-            yield (int(m.sample_ratio.mismatch), {sc.MIGRATION_NAME: m.name})

@@ -1,0 +1,121 @@
+"""Time windows of the analytics: ring buffers of fixed-width buckets, each with counts and sketches.
+
+A window is ``count`` buckets of ``width_s`` seconds (12 x 5 minutes = the last hour, 24 x 1 hour =
+the last day); a bucket is reused when its time comes round again, so memory stays fixed however
+long the process runs. Recent samples (durations, costs, scores) are kept in bounded rings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .sketch import HyperLogLog
+
+__all__ = ["OperationState", "Ring", "VersionState", "Window"]
+
+
+class Window:
+    """A ring of fixed-width time buckets: requests, errors, users and users with errors per bucket."""
+
+    def __init__(self, width_s: int, count: int) -> None:
+        self.width, self.count = width_s, count
+        self.ids = np.full(count, -1, dtype=np.int64)
+        self.requests = np.zeros(count, dtype=np.int64)
+        self.errors = np.zeros(count, dtype=np.int64)
+        # Sketches are allocated on first use: operation-level windows never hold users.
+        self.users: list[HyperLogLog | None] = [None] * count
+        self.error_users: list[HyperLogLog | None] = [None] * count
+        self.sessions: list[HyperLogLog | None] = [None] * count
+        self.categories: list[dict[str, int]] = [{} for _ in range(count)]
+
+    def add(self, t: float, user: int | None, category: str | None, session: int | None = None) -> None:
+        bucket = int(t // self.width)
+        slot = bucket % self.count
+        if self.ids[slot] != bucket:
+            if self.ids[slot] > bucket:
+                return  # older than the window: it already rolled past this call
+            self.ids[slot] = bucket
+            self.requests[slot] = self.errors[slot] = 0
+            for sketches in (self.users, self.error_users, self.sessions):
+                sketch = sketches[slot]
+                if sketch is not None:
+                    sketch.clear()
+            self.categories[slot] = {}
+        self.requests[slot] += 1
+        if user is not None:
+            self._sketch(self.users, slot).add(user)
+        if session is not None:
+            self._sketch(self.sessions, slot).add(session)
+        if category is not None:
+            self.errors[slot] += 1
+            self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
+            if user is not None:
+                self._sketch(self.error_users, slot).add(user)
+
+    @staticmethod
+    def _sketch(sketches: list[HyperLogLog | None], slot: int) -> HyperLogLog:
+        sketch = sketches[slot]
+        if sketch is None:
+            sketch = sketches[slot] = HyperLogLog()
+        return sketch
+
+    def live(self, now: float) -> npt.NDArray[np.bool_]:
+        """Slots whose bucket lies within the window ending now."""
+        current = int(now // self.width)
+        return (self.ids > current - self.count) & (self.ids <= current)
+
+    def current_slot(self, now: float) -> int | None:
+        bucket = int(now // self.width)
+        slot = bucket % self.count
+        return slot if self.ids[slot] == bucket else None
+
+    def totals(self, now: float) -> tuple[int, int]:
+        live = self.live(now)
+        return int(self.requests[live].sum()), int(self.errors[live].sum())
+
+    def user_sketch(self, now: float, *, errors_only: bool = False, sessions: bool = False) -> HyperLogLog:
+        sketches = self.sessions if sessions else self.error_users if errors_only else self.users
+        return HyperLogLog.union(
+            s for s, ok in zip(sketches, self.live(now), strict=True) if ok and s is not None
+        )
+
+    def category_counts(self, now: float, *, exclude_slot: int | None = None) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for slot in np.flatnonzero(self.live(now)):
+            if slot == exclude_slot:
+                continue
+            for category, n in self.categories[slot].items():
+                counts[category] = counts.get(category, 0) + n
+        return counts
+
+
+class Ring:
+    """The most recent ``capacity`` durations."""
+
+    def __init__(self, capacity: int) -> None:
+        self.values = np.empty(capacity, dtype=np.float64)
+        self.size = 0
+        self.next = 0
+
+    def add(self, value: float) -> None:
+        self.values[self.next] = value
+        self.next = (self.next + 1) % self.values.size
+        self.size = min(self.size + 1, self.values.size)
+
+    def samples(self) -> npt.NDArray[np.float64]:
+        return self.values[: self.size].copy()
+
+
+@dataclass
+class VersionState:
+    short: Window
+    long: Window
+
+
+@dataclass
+class OperationState:
+    window: Window
+    latency: Ring
