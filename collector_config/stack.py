@@ -320,11 +320,13 @@ def up(stack: Stack) -> None:
 
 def print_urls(stack: Stack) -> None:
     state = os.path.relpath(stack.state)
+    am = stack.url("alertmanager")
     print(f"otel-migration stack on loopback (logs, pids and data in {state}/):")
     rows = [
         ("Jaeger UI", stack.url("jaeger_ui")),
-        ("Prometheus", f"{stack.url('prometheus')}   (alerts: {stack.url('prometheus', '/alerts')})"),
-        ("Alertmanager", stack.url("alertmanager")),
+        # Debian's packages: Prometheus has its classic UI only, Alertmanager no web UI (API and amtool).
+        ("Prometheus", f"{stack.url('prometheus')}   (alerts: {stack.url('prometheus', '/classic/alerts')})"),
+        ("Alertmanager", f"{am}   (API; amtool --alertmanager.url={am} alert)"),
         ("OTLP gRPC", stack.url("otlp_grpc")),
         ("OTLP HTTP", stack.url("otlp_http")),
         ("metrics", stack.url("collector_metrics", "/metrics") + "   (the collector's Prometheus exporter)"),
