@@ -4,8 +4,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The Jaeger UI that build.sh embeds: jaeger-ui's release assets.tar.gz (a path or URL). Unset, build.sh
+# downloads it from GitHub; machines that reach only package registries have a copy beside the clone.
+JAEGER_UI_VENDOR := $(abspath $(CURDIR)/../shared/vendor/jaeger-ui-1.76.0/assets.tar.gz)
+ifneq ($(wildcard $(JAEGER_UI_VENDOR)),)
+export JAEGER_UI_ASSETS ?= $(JAEGER_UI_VENDOR)
+endif
 
 .PHONY: install demo test lint typecheck unit collector promtool browser bench load constraints collector-config clean
+.PHONY: alertmanager stack stack-down
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
@@ -46,10 +53,25 @@ browser:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@chromium --version
 
+# Alertmanager for `make stack`: Debian's `prometheus-alertmanager` (binaries prometheus-alertmanager, amtool).
+alertmanager:
+	@command -v amtool >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; }
+	@amtool --version 2>&1 | head -1
+
+# The collector, Jaeger with its UI, Prometheus (with the alert rules) and Alertmanager on loopback, for a
+# person to open; prints the URLs. State, logs and pids in .stack/; `make stack-down` stops them.
+stack: install collector promtool alertmanager
+	$(PY) collector_config/stack.py up
+
+stack-down:
+	$(PYTHON) collector_config/stack.py down
+
 unit: install
 	$(PY) -m pytest
 
-test: lint typecheck collector promtool browser unit
+test: lint typecheck collector promtool alertmanager browser unit
 
 bench: install
 	$(PY) benchmarks/call_overhead.py

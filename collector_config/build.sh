@@ -7,7 +7,15 @@
 #          so a caller can do:  eval "$(bash collector_config/build.sh)"
 #
 # Each binary is rebuilt only when its stamp file (a hash of its pins and the
-# go version) changed or the binary is missing. FORCE=1 rebuilds both.
+# go version; for Jaeger also the UI assets' sha256) changed or the binary is
+# missing. FORCE=1 rebuilds both.
+#
+# Jaeger UI: embedded as upstream's release build does it, from jaeger-ui's
+# release assets.tar.gz, given by JAEGER_UI_ASSETS (a path or an http(s) URL;
+# default: the upstream release URL below). Machines that reach only package
+# registries point it at a local copy (`make` does so when
+# ../shared/vendor/jaeger-ui-<version>/assets.tar.gz exists). A URL is
+# downloaded once into the cache and reused.
 #
 # Needs only Go >= 1.26 and the Go module proxy. First build takes a long
 # while on 2 cores (roughly 10-20 min each); later runs return at once.
@@ -34,6 +42,9 @@ OCB_VERSION="v0.161.0"
 JAEGER_MODULE="github.com/jaegertracing/jaeger"
 JAEGER_VERSION="v1.76.0"
 JAEGER_RELEASE="v2.13.0"
+# jaeger-ui release that goes with this Jaeger (its git submodule pin).
+JAEGER_UI_VERSION="v1.76.0"
+JAEGER_UI_ASSETS="${JAEGER_UI_ASSETS:-https://github.com/jaegertracing/jaeger-ui/releases/download/${JAEGER_UI_VERSION}/assets.tar.gz}"
 MIN_GO="1.26.0" # collector v0.161.0 modules declare `go 1.26.0`
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
@@ -85,8 +96,40 @@ OTELCOL_STAMP="$(
     cat "${BUILDER_CONFIG}"
   } | sha256
 )"
+# ---- Jaeger UI assets ---------------------------------------------------------
+# Sets UI_TARBALL to a local file holding JAEGER_UI_ASSETS (downloading a URL
+# into the cache once) and checks it is a jaeger-ui build.
+fetch_ui_assets() {
+  local src="${JAEGER_UI_ASSETS}"
+  if [[ "${src}" =~ ^https?:// ]]; then
+    local dl_dir="${CACHE}/downloads"
+    UI_TARBALL="${dl_dir}/jaeger-ui-$(printf '%s' "${src}" | sha256).tar.gz"
+    if [[ ! -s "${UI_TARBALL}" ]]; then
+      mkdir -p "${dl_dir}"
+      log "downloading the Jaeger UI assets from ${src}"
+      if command -v curl >/dev/null 2>&1; then
+        curl --silent --show-error --fail --location --retry 2 --connect-timeout 20 --max-time 300 \
+          --output "${UI_TARBALL}.tmp" "${src}" || {
+          rm -f "${UI_TARBALL}.tmp"
+          die "could not download the Jaeger UI assets from ${src}. Without internet access, set JAEGER_UI_ASSETS to a local copy of jaeger-ui ${JAEGER_UI_VERSION}'s release assets.tar.gz (this project's machines: ../shared/vendor/jaeger-ui-${JAEGER_UI_VERSION#v}/assets.tar.gz beside the clone; see README)"
+        }
+      else
+        die "curl is needed to download ${src} (or set JAEGER_UI_ASSETS to a local assets.tar.gz)"
+      fi
+      mv -f "${UI_TARBALL}.tmp" "${UI_TARBALL}"
+    fi
+  else
+    [[ -f "${src}" ]] || die "JAEGER_UI_ASSETS=${src}: no such file (expected jaeger-ui ${JAEGER_UI_VERSION}'s release assets.tar.gz)"
+    UI_TARBALL="$(cd "$(dirname "${src}")" && pwd)/$(basename "${src}")"
+  fi
+  tar -tzf "${UI_TARBALL}" packages/jaeger-ui/build/index.html >/dev/null 2>&1 ||
+    die "${JAEGER_UI_ASSETS} is not a jaeger-ui release assets.tar.gz (no packages/jaeger-ui/build/index.html in it)"
+}
+fetch_ui_assets
+UI_SHA256="$(sha256 <"${UI_TARBALL}")"
+
 JAEGER_STAMP="$(
-  printf 'jaeger=%s@%s\ngo=%s\n' "${JAEGER_MODULE}" "${JAEGER_VERSION}" "${GO_VERSION}" | sha256
+  printf 'jaeger=%s@%s\ngo=%s\nui=%s\n' "${JAEGER_MODULE}" "${JAEGER_VERSION}" "${GO_VERSION}" "${UI_SHA256}" | sha256
 )"
 
 up_to_date() { # up_to_date BIN STAMP_FILE STAMP
@@ -133,9 +176,22 @@ build_jaeger() {
   cp -R "${dir}" "${src}"
   chmod -R u+w "${src}"
 
-  # The Jaeger UI assets (cmd/query/app/ui/actual) are not in the module
-  # zip; the binary then serves a placeholder page at / and the HTTP query
-  # API (/api/...) works normally.
+  # The Jaeger UI assets are not in the module zip (without them the binary
+  # serves a placeholder page at /). Embed them as upstream's `make build-ui`
+  # does: jaeger-ui's packages/jaeger-ui/build/* copied into
+  # cmd/query/app/ui/actual/ and every file gzipped; ui/assets.go embeds
+  # actual/* and serves it when actual/index.html.gz exists.
+  local actual="${src}/cmd/query/app/ui/actual" ui_tmp="${WORK_DIR}/jaeger-ui-assets"
+  rm -rf "${ui_tmp}"
+  mkdir -p "${ui_tmp}"
+  tar -xzf "${UI_TARBALL}" -C "${ui_tmp}" packages/jaeger-ui/build/
+  find "${actual}" -mindepth 1 ! -name .gitignore -exec rm -rf {} +
+  cp -R "${ui_tmp}/packages/jaeger-ui/build/." "${actual}/"
+  find "${actual}" -type f ! -name .gitignore -exec gzip --no-name {} +
+  rm -rf "${ui_tmp}"
+  [[ -f "${actual}/index.html.gz" ]] || die "no index.html.gz in ${actual} after unpacking the UI assets"
+  log "embedding the Jaeger UI (${JAEGER_UI_ASSETS}, sha256 ${UI_SHA256}): $(find "${actual}" -name '*.gz' | wc -l) files"
+
   local pkg="github.com/jaegertracing/jaeger/internal/version"
   log "building jaeger (cmd/jaeger) in ${src}"
   (
