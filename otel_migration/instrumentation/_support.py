@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from collections.abc import Collection
+from types import ModuleType
+from typing import Any, ClassVar
 
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
 from packaging.requirements import Requirement
 
-__all__ = ["supported"]
+__all__ = ["SDKInstrumentor", "supported"]
 
 _logger = logging.getLogger("otel_migration.instrumentation")
 
@@ -32,3 +38,36 @@ def supported(requirement: str) -> bool:
         )
         return False
     return True
+
+
+class SDKInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """An LLM SDK's instrumentor: its supported range, checked before wrapping, and every wrap undone.
+
+    Subclasses name the range in ``SUPPORTED`` and wrap methods with :meth:`wrap` in
+    :meth:`wrap_sdk`; ``uninstrument()`` unwraps exactly what was wrapped.
+    """
+
+    SUPPORTED: ClassVar[str]
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return (self.SUPPORTED,)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        self._wrapped: list[tuple[Any, str]] = []
+        if supported(self.SUPPORTED):
+            self.wrap_sdk()
+
+    def wrap_sdk(self) -> None:
+        raise NotImplementedError
+
+    def wrap(self, module: ModuleType, cls_name: str, method: str, wrapper: Any) -> None:
+        """Wrap ``module.cls_name.method`` if the SDK has it (older versions lack some classes)."""
+        cls = getattr(module, cls_name, None)
+        if cls is not None and hasattr(cls, method):
+            wrapt.wrap_function_wrapper(module, f"{cls_name}.{method}", wrapper)
+            self._wrapped.append((cls, method))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for cls, method in getattr(self, "_wrapped", []):
+            unwrap(cls, method)
+        self._wrapped = []

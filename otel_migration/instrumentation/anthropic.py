@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Collection
 from typing import Any, Final
 
-import wrapt
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from ._calls import async_call_wrapper, stream_manager_wrapper, sync_call_wrapper
 from ._streams import Usage
-from ._support import supported
+from ._support import SDKInstrumentor
 
 __all__ = ["AnthropicInstrumentor"]
 
@@ -94,16 +90,12 @@ def traced_by_sdk(messages: Any) -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AnthropicInstrumentor(SDKInstrumentor):
     """Prices, labels and counts every Messages call of the ``anthropic`` SDK."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return (SUPPORTED,)
+    SUPPORTED = SUPPORTED
 
-    def _instrument(self, **kwargs: Any) -> None:
-        if not supported(SUPPORTED):
-            return
-        self._wrapped: list[tuple[Any, str]] = []
+    def wrap_sdk(self) -> None:
         sync = sync_call_wrapper(
             PROVIDER, "chat", extract=extract, observe=observe, traced_by_sdk=traced_by_sdk
         )
@@ -122,12 +114,4 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 ("Messages", "stream", stream),
                 ("AsyncMessages", "stream", stream),
             ):
-                cls = getattr(module, cls_name, None)
-                if cls is not None and hasattr(cls, method):
-                    wrapt.wrap_function_wrapper(module, f"{cls_name}.{method}", wrapper)
-                    self._wrapped.append((cls, method))
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, method in getattr(self, "_wrapped", []):
-            unwrap(cls, method)
-        self._wrapped = []
+                self.wrap(module, cls_name, method, wrapper)

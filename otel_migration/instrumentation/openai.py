@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Collection
 from typing import Any, Final
-
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from ._calls import async_call_wrapper, sync_call_wrapper
 from ._streams import Usage
-from ._support import supported
+from ._support import SDKInstrumentor
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -93,43 +88,33 @@ def observe_response(usage: Usage, event: Any) -> bool:
     return kind == "response.output_text.delta"
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OpenAIInstrumentor(SDKInstrumentor):
     """Prices, labels and counts every chat completion and Responses call of the ``openai`` SDK."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return (SUPPORTED,)
+    SUPPORTED = SUPPORTED
 
-    def _instrument(self, **kwargs: Any) -> None:
-        if not supported(SUPPORTED):
-            return
-        self._wrapped: list[tuple[Any, str]] = []
+    def wrap_sdk(self) -> None:
         targets = (
-            ("openai.resources.chat.completions", "chat", extract_chat, observe_chat),
-            ("openai.resources.responses", "chat", extract_response, observe_response),
+            (
+                "openai.resources.chat.completions",
+                ("Completions", "AsyncCompletions"),
+                extract_chat,
+                observe_chat,
+            ),
+            (
+                "openai.resources.responses",
+                ("Responses", "AsyncResponses"),
+                extract_response,
+                observe_response,
+            ),
         )
-        for module_name, operation, extract, observe in targets:
+        for module_name, cls_names, extract, observe in targets:
             try:
                 module = importlib.import_module(module_name)
             except ImportError:
                 continue
-            cls_names = (
-                ("Completions", "AsyncCompletions")
-                if "chat" in module_name
-                else ("Responses", "AsyncResponses")
-            )
             for cls_name in cls_names:
-                cls = getattr(module, cls_name, None)
-                if cls is None:
-                    continue
                 factory = async_call_wrapper if cls_name.startswith("Async") else sync_call_wrapper
-                wrapt.wrap_function_wrapper(
-                    module,
-                    f"{cls_name}.create",
-                    factory(PROVIDER, operation, extract=extract, observe=observe),
+                self.wrap(
+                    module, cls_name, "create", factory(PROVIDER, "chat", extract=extract, observe=observe)
                 )
-                self._wrapped.append((cls, "create"))
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, method in getattr(self, "_wrapped", []):
-            unwrap(cls, method)
-        self._wrapped = []
