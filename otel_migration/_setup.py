@@ -23,12 +23,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from opentelemetry import metrics, trace
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import TracerProvider
 
 from ._analytics import gauges as analytics_gauges
 from ._analytics.engine import Guard, MigrationAnalytics
+from ._analytics.fleet import FleetState
+from ._analytics.fleet import views as fleet_views
 from ._analytics.snapshot import Snapshot, Verdict
 from ._calls.targets import TargetInstaller, check_targets
 from ._core import runtime
@@ -65,9 +68,10 @@ class _Aggregators:
     llm: LLMMetrics
     quality: QualityTracker
     experiments: ExperimentRegistry
+    fleet: FleetState
 
     def components(self) -> tuple[object, ...]:
-        return (self.llm, self.analytics, self.quality, self.experiments)
+        return (self.llm, self.analytics, self.quality, self.experiments, self.fleet)
 
 
 _lock: Final = threading.Lock()
@@ -83,17 +87,20 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
             analytics = MigrationAnalytics(settings.analytics, rollouts.registry.get)
             llm = LLMMetrics(meter)
             quality = QualityTracker(meter)
+            fleet = FleetState(meter, None, quality.totals)
             llm.add_sample_sink(analytics.add_sample)
             quality.add_sample_sink(analytics.add_sample)
-            recorder = CallRecorder(meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm])
+            quality.add_sample_sink(fleet.add_sample)
+            recorder = CallRecorder(
+                meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm, fleet]
+            )
             experiments = ExperimentRegistry()
             analytics_gauges.register(meter, analytics)
             rollouts.registry.register_metrics(meter)
             experiments.register_metrics(meter)
             BUDGETS.register_metrics(meter)
-            found = _aggregators[meter_provider] = _Aggregators(
-                recorder, analytics, llm, quality, experiments
-            )
+            found = _Aggregators(recorder, analytics, llm, quality, experiments, fleet)
+            _aggregators[meter_provider] = found
     return found
 
 
@@ -114,6 +121,7 @@ def assemble(settings: Settings, providers: Providers) -> Telemetry:
         providers,
         aggregators.recorder,
         components=(llm, *aggregators.components()),
+        before_flush=(aggregators.fleet.ship,),
     )
 
 
@@ -121,6 +129,7 @@ def _commit(telemetry: Telemetry) -> Telemetry | None:
     """Put a built configuration in effect: the telemetry, its analytics thresholds, rollouts, budgets."""
     settings = telemetry.settings
     telemetry.get(MigrationAnalytics).settings = settings.analytics
+    _connect_logs(telemetry)
     rollouts.registry.configure(settings.rollouts)
     BUDGETS.configure(settings.budgets)
     return runtime.set_active(telemetry)
@@ -129,9 +138,17 @@ def _commit(telemetry: Telemetry) -> Telemetry | None:
 def attach(settings: Settings, providers: Providers) -> Telemetry:
     """The core's lazy path: the application installed providers but never called ``configure``."""
     telemetry = assemble(settings, providers)
+    _connect_logs(telemetry)
     rollouts.registry.configure(settings.rollouts)
     BUDGETS.configure(settings.budgets)
     return telemetry
+
+
+def _connect_logs(telemetry: Telemetry) -> None:
+    """Send the fleet sketches to this configuration's LoggerProvider (none: they stay in process)."""
+    provider = telemetry.providers.logger_provider
+    logger = provider.get_logger(sc.INSTRUMENTATION_SCOPE, __version__) if provider is not None else None
+    telemetry.get(FleetState).set_logger(logger)
 
 
 def _enrich(processor: SpanProcessor) -> SpanProcessor:
@@ -143,11 +160,13 @@ def configure(
     config_file: str | os.PathLike[str] | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    logger_provider: LoggerProvider | None = None,
     **settings: Any,
 ) -> Telemetry:
     """Set up tracing and metrics for versioned code paths and wrap the configured targets.
 
-    Providers passed here win; otherwise the application's global providers are used as they are;
+    Providers passed here win (a LoggerProvider receives the fleet's distinct-user sketches);
+    otherwise the application's global providers are used as they are;
     only when there are none does this build SDK providers exporting where ``OTEL_*`` says (or to a
     local OTLP JSON lines file when no endpoint is set) and install them globally. ``settings`` are
     the fields of :class:`otel_migration.Settings`; they override the environment and the file.
@@ -165,6 +184,8 @@ def configure(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             wrap_exporting=_enrich,
+            views=fleet_views(),
+            logger_provider=logger_provider,
         )
     except ConfigError:
         raise

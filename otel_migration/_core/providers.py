@@ -8,13 +8,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.trace import TracerProvider
 
-__all__ = ["ExportCounts", "Providers", "global_meter_provider", "global_tracer_provider"]
+__all__ = [
+    "ExportCounts",
+    "Providers",
+    "global_logger_provider",
+    "global_meter_provider",
+    "global_tracer_provider",
+]
 
 
 class ExportCounts(Protocol):
@@ -34,6 +42,9 @@ class Providers:
     destination: str = "attached"
     #: The exporter of the pipeline we built, counting delivered and failed spans.
     span_exporter: ExportCounts | None = None
+    #: Where log records (fleet sketches, events) go; None when there is nowhere to send them.
+    logger_provider: LoggerProvider | None = None
+    owned_logger_provider: SdkLoggerProvider | None = None
 
 
 def global_tracer_provider() -> TracerProvider | None:
@@ -46,3 +57,9 @@ def global_meter_provider() -> MeterProvider | None:
     """The application's global MeterProvider, or None while it is still the API's proxy."""
     provider = metrics.get_meter_provider()
     return None if type(provider).__name__ == "_ProxyMeterProvider" else provider
+
+
+def global_logger_provider() -> LoggerProvider | None:
+    """The application's global LoggerProvider, or None while it is still the API's proxy or a no-op."""
+    provider = _logs.get_logger_provider()
+    return None if type(provider).__name__ in ("ProxyLoggerProvider", "NoOpLoggerProvider") else provider

@@ -66,6 +66,7 @@ class Telemetry:
         *,
         pseudonymizer: Pseudonymizer | None = None,
         components: Iterable[object] = (),
+        before_flush: Iterable[Callable[[], object]] = (),
     ) -> None:
         self.settings = settings
         self.providers = providers
@@ -75,6 +76,8 @@ class Telemetry:
         self.recorder = recorder
         self.pseudonymizer = pseudonymizer or Pseudonymizer.for_settings(settings)
         self._components: dict[type, object] = {type(c): c for c in components}
+        #: What features push out before a flush (e.g. the fleet sketches), passed in by the set-up.
+        self._before_flush = tuple(before_flush)
 
     def get(self, kind: type[T]) -> T:
         """The component of type ``kind`` the set-up put in; KeyError when there is none."""
@@ -99,9 +102,22 @@ class Telemetry:
     def force_flush(self, timeout_millis: int = 30_000) -> None:
         """Aggregate queued calls, then flush the providers we own."""
         self.recorder.drain()
-        for provider in (self.providers.owned_tracer_provider, self.providers.owned_meter_provider):
+        self._run_before_flush()
+        providers = self.providers
+        for provider in (
+            providers.owned_tracer_provider,
+            providers.owned_meter_provider,
+            providers.owned_logger_provider,
+        ):
             if provider is not None:
                 provider.force_flush(timeout_millis)
+
+    def _run_before_flush(self) -> None:
+        for hook in self._before_flush:
+            try:
+                hook()
+            except Exception:
+                _logger.exception("otel-migration: a pre-flush step failed")
 
     def shutdown(self, *, keep: tuple[object, ...] = ()) -> None:
         """Drain, then shut down the providers we built (except those in ``keep``, still in use).
@@ -109,6 +125,10 @@ class Telemetry:
         Providers we attached to stay the application's: it shuts them down.
         """
         self.recorder.drain()
+        self._run_before_flush()
+        logger_provider = self.providers.owned_logger_provider
+        if logger_provider is not None and all(logger_provider is not other for other in keep):
+            logger_provider.shutdown()
         tracer_provider = self.providers.owned_tracer_provider
         if tracer_provider is not None and all(tracer_provider is not other for other in keep):
             tracer_provider.shutdown()

@@ -124,6 +124,22 @@ METRIC_ROLLOUT_ROLLED_BACK: Final = "migration.rollout.rolled_back"
 METRIC_ROLLBACKS: Final = "migration.rollbacks"
 METRIC_GUARD_TRIGGERED: Final = "migration.guard.triggered"
 
+# Mergeable state for the fleet (docs/fleet.md): merged by the collector's migration_analytics.
+METRIC_STATE_CALLS: Final = "migration.state.calls"
+METRIC_STATE_DURATION: Final = "migration.state.duration"
+METRIC_STATE_LLM_COST: Final = "migration.state.llm.cost"
+METRIC_STATE_LLM_TOKENS: Final = "migration.state.llm.tokens"
+METRIC_STATE_QUALITY_SCORE: Final = "migration.state.quality.score"
+METRIC_STATE_QUALITY_ACTIONS: Final = "migration.state.quality.actions"
+METRIC_STATE_QUALITY_NPS: Final = "migration.state.quality.nps"
+METRIC_STATE_QUALITY_CSAT: Final = "migration.state.quality.csat"
+EVENT_STATE_SKETCH: Final = "migration.state.sketch"  # a log record: HyperLogLog registers as bytes
+MIGRATION_SKETCH_KIND: Final = "migration.sketch.kind"  # users, sessions, error_users
+MIGRATION_SKETCH_BUCKET_START: Final = "migration.sketch.bucket.start"  # Unix seconds
+MIGRATION_SKETCH_BUCKET_WIDTH: Final = "migration.sketch.bucket.width"  # seconds
+MIGRATION_SKETCH_PRECISION: Final = "migration.sketch.precision"  # 12
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+
 # Bucket advice for durations in seconds: from sub-millisecond code paths up to minute-long LLM
 # pipelines, the range a migrated operation realistically spans.
 DURATION_BUCKETS: Final = (

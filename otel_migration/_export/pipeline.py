@@ -18,8 +18,10 @@ export in those, the span exporter is also wrapped in a protocol-neutral counter
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -27,6 +29,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     PeriodicExportingMetricReader,
 )
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
@@ -34,9 +37,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import TracerProvider
 
 from .._core.config import Settings
-from .._core.providers import Providers, global_meter_provider, global_tracer_provider
+from .._core.providers import Providers, global_logger_provider, global_meter_provider, global_tracer_provider
+from .._core.semconv import SERVICE_INSTANCE_ID
 from .file import JsonLinesMetricExporter, JsonLinesSpanExporter
 from .health import CountingSpanExporter
+from .logs import build_logger_provider
 
 __all__ = ["build_providers", "exporter_choice"]
 
@@ -128,24 +133,30 @@ def build_providers(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     wrap_exporting: Callable[[SpanProcessor], SpanProcessor] = lambda processor: processor,
+    views: Sequence[View] = (),
+    logger_provider: LoggerProvider | None = None,
 ) -> Providers:
     """Providers given explicitly win, then the global ones, then new SDK providers built here.
 
     ``wrap_exporting`` wraps the exporting span processor of a pipeline we build (the set-up
     passes the LLM span enricher, so foreign LLM spans are priced before they are exported).
+    ``views`` go to a MeterProvider we build (the fleet state's exponential histograms). Log
+    records go where the traces go when we build the pipeline; attached to an application's
+    providers, they go to its LoggerProvider (given, or global), or nowhere.
     """
     tracer_provider = tracer_provider or global_tracer_provider()
     meter_provider = meter_provider or global_meter_provider()
+    logger_provider = logger_provider or global_logger_provider()
     if tracer_provider is not None and meter_provider is not None:
-        return Providers(tracer_provider, meter_provider)
+        return Providers(tracer_provider, meter_provider, logger_provider=logger_provider)
 
     choice = exporter_choice(settings, env)
-    resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, merged by the SDK
-    owned_tp = owned_mp = counted = None
+    resource = process_resource()
+    owned_tp = owned_mp = counted = owned_lp = None
     if meter_provider is None:
         metric_exporter = _metric_exporter(choice, settings, env)
         readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter is not None else []
-        owned_mp = SdkMeterProvider(resource=resource, metric_readers=readers)
+        owned_mp = SdkMeterProvider(resource=resource, metric_readers=readers, views=list(views))
         meter_provider = owned_mp
     if tracer_provider is None:
         if env is os.environ:
@@ -157,6 +168,27 @@ def build_providers(
             batch = BatchSpanProcessor(counted, meter_provider=meter_provider)
             owned_tp.add_span_processor(wrap_exporting(batch))
         tracer_provider = owned_tp
+        if logger_provider is None:
+            owned_lp = build_logger_provider(choice, env, resource, os.path.abspath(settings.file_path))
+            logger_provider = owned_lp
     return Providers(
-        tracer_provider, meter_provider, owned_tp, owned_mp, _destination(choice, settings, env), counted
+        tracer_provider,
+        meter_provider,
+        owned_tp,
+        owned_mp,
+        _destination(choice, settings, env),
+        counted,
+        logger_provider,
+        owned_lp,
     )
+
+
+def process_resource() -> Resource:
+    """The resource of this process: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (merged by
+    the SDK), plus a ``service.instance.id`` of its own unless one was given: the fleet's collector
+    tells processes apart by it (docs/fleet.md).
+    """
+    detected = Resource.create()
+    if SERVICE_INSTANCE_ID in detected.attributes:
+        return detected
+    return detected.merge(Resource({SERVICE_INSTANCE_ID: str(uuid.uuid4())}))

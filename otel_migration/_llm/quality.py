@@ -231,6 +231,11 @@ class QualityTracker:
         with self._lock:
             return [_stats(key, a) for key, a in sorted(self._aggregates.items())]
 
+    def totals(self) -> list[tuple[_Key, dict[str, int], dict[str, int], dict[int, int]]]:
+        """Cumulative actions, NPS classes and CSAT ratings per (migration, version, tier), copied."""
+        with self._lock:
+            return [(k, dict(a.actions), dict(a.nps), dict(a.csat)) for k, a in self._aggregates.items()]
+
     # -- observable callbacks ---------------------------------------------------------------------
     def _items(self) -> list[tuple[_Key, _Aggregate]]:
         with self._lock:
