@@ -105,7 +105,8 @@ def test_every_severity_the_rules_use_has_a_route() -> None:
 def test_inhibition_matches_the_labels_the_rules_put_on_alerts() -> None:
     """The inhibit rules compare job and migration_name and name the rollback alert: all of them exist."""
     config, rules = CONFIG.read_text(), RULES.read_text()
-    assert "- alert: MigrationRollbackTriggered" in rules and 'alertname="MigrationRollbackTriggered"' in config
+    assert "- alert: MigrationRollbackTriggered" in rules
+    assert 'alertname="MigrationRollbackTriggered"' in config
     for equal in re.findall(r"^\s+equal:\s*\[(.*)\]\s*$", config, re.MULTILINE):
         for label in (name.strip() for name in equal.split(",")):
             assert label == "job" or f"$labels.{label}" in rules, label
