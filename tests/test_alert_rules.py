@@ -74,7 +74,19 @@ def test_rules_pass_their_promtool_unit_tests() -> None:
 
 
 def test_the_rules_file_has_alerts() -> None:
-    assert len(ALERTS) >= 10, sorted(ALERTS)
+    assert len(ALERTS) >= 17, sorted(ALERTS)
+
+
+def test_the_threshold_table_at_the_top_lists_every_alert_with_its_for_and_severity() -> None:
+    """The table a reader changes thresholds from must not drift from the rules."""
+    header = RULES.read_text().split("\ngroups:\n", 1)[0]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^#\s+([A-Z]\w+)\s{2,}.*$", header, re.MULTILINE)}
+    assert set(rows) == set(ALERTS), sorted(set(rows) ^ set(ALERTS))
+    for name, block in ALERTS.items():
+        duration = re.search(r"^\s+for:\s*(\S+)\s*$", block, re.MULTILINE)
+        severity = re.search(r"^\s+severity:\s*(\S+)\s*$", block, re.MULTILINE)
+        assert duration and severity, name
+        assert re.search(rf"\s{duration.group(1)}\s+{severity.group(1)}\b", rows[name]), (name, rows[name])
 
 
 @pytest.mark.parametrize("name", sorted(ALERTS))

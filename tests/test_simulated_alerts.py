@@ -3,8 +3,9 @@
 The gauges the simulated migration produces each hour (p95 improvement per operation, the 24 h
 adoption ratio) become per-minute Prometheus series; ``promtool test rules`` evaluates the shipped
 rules over them: the p95 regression alert fires for ``search`` (2.0 is slower) and not for
-``checkout`` (faster), and the adoption-stalled alert stays quiet while the rollout ramps and fires
-once it has held at 50 % for over an hour.
+``checkout`` (faster), the adoption-stalled alert stays quiet while the rollout ramps and fires
+once it has held at 50 % for over an hour, and the error-spike alert fires in the hour whose last
+5 minutes had a burst of network errors on 2.0, and only then.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .simulation import simulate
 
 RULES = Path(__file__).resolve().parents[1] / "collector_config" / "alerts" / "migration.rules.yml"
 RAMP = [0, 5, 10, 20, 30, 40, 50, 50, 50, 50]  # ramps for 6 hours, then holds at 50 %
+BURST_HOUR = 7
 JOB = "sim"
 
 
@@ -40,7 +42,7 @@ def yaml_quote(text: str) -> str:
 def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool not found: install the Debian package 'prometheus' (make test does)"
-    name, hours = simulate(RAMP, users=1000)
+    name, hours = simulate(RAMP, users=2000, burst_hour=BURST_HOUR)
 
     def p95(operation: str, hour: int) -> float | None:
         found = [i.p95_pct for i in hours[hour].snapshot.improvements if i.operation == operation]
@@ -50,6 +52,16 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
     ratio = [h.snapshot.adoption.ratio_24h for h in hours]
     assert improvement["search"][5] is not None and improvement["search"][5] < -10  # what the rule reads
     assert ratio[6] == ratio[7] == ratio[8] == ratio[9] and ratio[5] != ratio[6]  # it moves, then holds
+
+    def spike(hour: int) -> float | None:
+        """The 2.0 network-error spike gauge: exported once the category has errors in the hour."""
+        (errors,) = [e for e in hours[hour].snapshot.errors if e.version == "2.0"] or [None]
+        if errors is None or "network" not in errors.categories:
+            return None
+        return float("network" in errors.spikes)
+
+    spikes = [spike(h) for h in range(len(RAMP))]
+    assert spikes[BURST_HOUR] == 1 and spikes.count(1) == 1, spikes
 
     series = [
         (
@@ -62,7 +74,12 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
         (
             f'migration_adoption_ratio{{job="{JOB}", migration_name="{name}", migration_window="24h"}}',
             per_minute(ratio),
-        )
+        ),
+        (
+            f'migration_error_spike_ratio{{job="{JOB}", migration_name="{name}", migration_version="2.0", '
+            'migration_error_category="network"}',
+            per_minute(spikes),
+        ),
     ]
     regression = improvement["search"][5]
     assert regression is not None
@@ -115,6 +132,31 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
             "that share has stopped growing (less than 0.1 percentage point in an hour, or the service flags "
             "the adoption as stalled). Check the rollout percentage and the feature flag."
         ),
+    ]
+    lines += [
+        f"      - eval_time: {BURST_HOUR - 1}h30m",
+        "        alertname: MigrationErrorSpike",
+        "        exp_alerts: []",
+        f"      - eval_time: {BURST_HOUR}h30m",
+        "        alertname: MigrationErrorSpike",
+        "        exp_alerts:",
+        "          - exp_labels:",
+        "              severity: warning",
+        f"              job: {JOB}",
+        f"              migration_name: {name}",
+        '              migration_version: "2.0"',
+        "              migration_error_category: network",
+        "            exp_annotations:",
+        f"              summary: {yaml_quote(f'{name} 2.0: network errors spike')}",
+        "              description: "
+        + yaml_quote(
+            f"Version 2.0 of {name} ({JOB}) fails with network errors at least 3 times as often over the "
+            "last 5 minutes as over the hour before. Check the errors by error_type and what changed in "
+            "the last minutes."
+        ),
+        f"      - eval_time: {BURST_HOUR + 1}h30m",
+        "        alertname: MigrationErrorSpike",
+        "        exp_alerts: []",
     ]
     test_file = tmp_path / "simulated.test.yml"
     test_file.write_text("\n".join(lines) + "\n")
