@@ -13,6 +13,7 @@ endif
 
 .PHONY: install demo test lint typecheck unit collector promtool browser bench load constraints collector-config clean
 .PHONY: alertmanager stack stack-down
+.PHONY: dashboards dashboards-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
@@ -71,7 +72,7 @@ stack-down:
 unit: install
 	$(PY) -m pytest
 
-test: lint typecheck collector promtool alertmanager browser unit
+test: lint typecheck collector promtool alertmanager browser dashboards-check unit
 
 bench: install
 	$(PY) benchmarks/call_overhead.py
@@ -90,6 +91,17 @@ constraints:
 	.venv-pins/bin/pip install --quiet -e '.[dev]'
 	.venv-pins/bin/pip freeze --exclude-editable | grep -v '^otel-migration' > constraints.txt
 	rm -rf .venv-pins
+
+# Grafana dashboards (collector_config/dashboards/*.json), generated with grafana-foundation-sdk.
+dashboards: install
+	$(PY) collector_config/dashboards/generate.py
+
+# The committed dashboards equal the generator's, and type-check against Grafana 11.6's published
+# schema (npm @grafana/schema, pinned with typescript in schema-check/package-lock.json).
+DASHBOARDS_TS := collector_config/dashboards/schema-check
+dashboards-check: install
+	$(PY) collector_config/dashboards/generate.py --check --typescript $(DASHBOARDS_TS)/dashboards.gen.ts
+	cd $(DASHBOARDS_TS) && npm ci --no-audit --no-fund --silent && npx --no-install tsc --noEmit --strict -p tsconfig.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
