@@ -155,6 +155,11 @@ def increase(key: str, *matchers: str, by: str) -> str:
     return f"sum by ({by}) (increase({sel(key, *matchers)}[$__range]))"
 
 
+def share(part: str, whole: str) -> str:
+    """``part / whole``, and 0 rather than no value where ``part`` has no series yet (no error so far)."""
+    return f"({part} or 0 * {whole}) / {whole}"
+
+
 def variables(with_collector: bool = False) -> list[Any]:
     found = [
         dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus"),
@@ -256,9 +261,10 @@ def migration_dashboard() -> Any:
             8,
             [
                 q(
-                    rate("errors", by=version)
-                    + " / "
-                    + rate("requests", 'migration_outcome!="cancelled"', by=version),
+                    share(
+                        rate("errors", by=version),
+                        rate("requests", 'migration_outcome!="cancelled"', by=version),
+                    ),
                     f"{{{{{version}}}}}",
                 )
             ],
@@ -600,9 +606,10 @@ def llm_dashboard() -> Any:
             8,
             [
                 q(
-                    increase("csat", 'migration_csat_rating=~"4|5"', by=version)
-                    + " / "
-                    + increase("csat", by=version),
+                    share(
+                        increase("csat", 'migration_csat_rating=~"4|5"', by=version),
+                        increase("csat", by=version),
+                    ),
                     f"{{{{{version}}}}}",
                     instant=True,
                 )

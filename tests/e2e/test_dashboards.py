@@ -1,0 +1,841 @@
+"""Every panel query of the shipped Grafana dashboards, run by a real Prometheus over a simulated migration.
+
+The simulated migration is a real application process (this module, run with ``python -m``) using
+the real SDK; it exports over OTLP to the real collector, whose ``prometheus`` exporter and own
+metrics endpoint are what Prometheus would scrape. After each phase of the migration the test takes
+the collector's two expositions as they are, and a loopback endpoint serves them to a real
+Prometheus (Debian's ``prometheus``) with explicit timestamps one minute apart, preceded by the same
+series at 0 (the value every cumulative series starts from). Counters then hold exactly the
+simulated counts over a known window, so ``rate``/``increase`` give exact numbers instead of
+scrape-timing-dependent extrapolations, and every panel's query (with ``$service``, ``$migration``,
+``$collector``, ``$__rate_interval`` and ``$__range`` substituted) is checked for its label sets and
+values against what the simulation did. Each query is also run with a selection that matches
+nothing, and must then return nothing: the variables filter every query.
+
+    python -m tests.e2e.test_dashboards main|edge     # the simulated services (the test runs them)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_migration._pricing import PriceTable
+
+from .stack import ROOT, Process, binaries, free_port, http_get, prometheus_samples, wait_until
+
+SERVICE, EDGE, MIGRATION = "dash-shop", "dash-edge", "checkout"
+SLOW, FAST = 0.3, 0.12  # seconds: charge on 1.0 lands in the (0.25, 0.5] bucket, on 2.0 in (0.1, 0.25]
+SUMMARIZE_SLEEP = {"1.0": 0.8, "2.0": 0.35}  # (0.75, 1] and, after a 0.2 s stream, (0.5, 0.75]
+FIRST_TOKEN_DELAY = 0.2  # time to first token in the (0.16, 0.32] bucket
+SONNET, HAIKU, STREAMED = "claude-3-5-sonnet-20241022", "claude-3-5-haiku-20241022", "claude-haiku-4-5"
+STREAM_TOKENS = (12, 7)  # the loopback LLM server's default usage
+BUDGET_USD = 0.05
+EDGE_CALLS = 200
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the simulated migration; users are ``u<N>``, failing ones raise."""
+
+    percent: float
+    charge: Mapping[str, tuple[range, frozenset[int]]]  # version -> (users, users whose call fails)
+    llm: tuple[tuple[str, str, int, int, int], ...]  # (version, model, input, output, cache read)
+    stream: bool
+    scores: tuple[tuple[str, float], ...]  # (version, quality score)
+    actions: tuple[tuple[str, str], ...]
+    nps: tuple[tuple[str, int], ...]
+    csat: tuple[tuple[str, int], ...]
+    confidence: tuple[tuple[str, float], ...]
+    upgrades: tuple[str, ...]  # versions
+    rollback: bool
+
+
+PHASES = (
+    Phase(
+        percent=20,
+        charge={"1.0": (range(0, 8), frozenset({0})), "2.0": (range(8, 10), frozenset())},
+        llm=(("1.0", SONNET, 2000, 500, 0),),
+        stream=False,
+        scores=(("1.0", 45.0),),
+        actions=(("1.0", "regenerated"),),
+        nps=(("1.0", 3),),
+        csat=(("1.0", 2),),
+        confidence=(("1.0", 0.55),),
+        upgrades=(),
+        rollback=False,
+    ),
+    Phase(
+        percent=60,
+        charge={"1.0": (range(0, 4), frozenset({1})), "2.0": (range(4, 10), frozenset({4, 5}))},
+        llm=(("2.0", HAIKU, 1200, 300, 200),),
+        stream=True,
+        scores=(("2.0", 95.0), ("2.0", 75.0), ("2.0", 60.0)),
+        actions=(("2.0", "approved"), ("2.0", "edited"), ("2.0", "abandoned")),
+        nps=(("2.0", 10), ("2.0", 9), ("2.0", 7)),
+        csat=(("2.0", 5), ("2.0", 4), ("2.0", 2)),
+        confidence=(("2.0", 0.8), ("2.0", 0.6)),
+        upgrades=("2.0",),
+        rollback=True,
+    ),
+)
+TIERS = {SONNET: "sonnet", HAIKU: "haiku", STREAMED: "haiku"}
+
+
+# -- the simulated services ----------------------------------------------------------------------------
+class CardGatewayDown(ConnectionError):
+    """A network failure of 1.0's payment gateway."""
+
+
+def _charge(version: str, user: str, fails: bool) -> None:
+    import otel_migration
+
+    with otel_migration.subject(user), otel_migration.versioned(version, operation="charge"):
+        time.sleep(SLOW if version == "1.0" else FAST)
+        if fails:
+            raise CardGatewayDown("gateway down") if version == "1.0" else TimeoutError("gateway timed out")
+
+
+def _run_phase(phase: Phase, llm_client: Any) -> None:
+    import otel_migration
+
+    otel_migration.set_rollout(MIGRATION, percent=phase.percent)
+    for version, (users, failing) in phase.charge.items():
+        for n in users:
+            otel_migration.rollout(MIGRATION, f"u{n}")
+            with contextlib.suppress(CardGatewayDown, TimeoutError):
+                _charge(version, f"u{n}", n in failing)
+    for version, model, tokens_in, tokens_out, cached in phase.llm:
+        with otel_migration.subject("u0"), otel_migration.versioned(version, operation="summarize"):
+            otel_migration.record_llm_call(
+                model=model,
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                cache_read_tokens=cached,
+                provider="anthropic",
+            )
+            if phase.stream:
+                messages = [{"role": "user", "content": "Summarize the order"}]
+                with llm_client.messages.stream(model=STREAMED, max_tokens=64, messages=messages) as stream:
+                    "".join(stream.text_stream)
+            time.sleep(SUMMARIZE_SLEEP[version])
+    tier = {"1.0": "sonnet", "2.0": "haiku"}
+    for version, score in phase.scores:
+        otel_migration.record_quality(score, version=version, migration=MIGRATION, tier=tier[version])
+    for version, action in phase.actions:
+        otel_migration.record_action(action, version=version, migration=MIGRATION, tier=tier[version])  # type: ignore[arg-type]
+    for version, rating in phase.nps:
+        otel_migration.record_feedback(rating, version=version, migration=MIGRATION, tier=tier[version])
+    for version, rating in phase.csat:
+        otel_migration.record_feedback(
+            rating, scale="csat", version=version, migration=MIGRATION, tier=tier[version]
+        )
+    for version, value in phase.confidence:
+        otel_migration.record_confidence(value, version=version, migration=MIGRATION, tier=tier[version])
+    for version in phase.upgrades:
+        otel_migration.record_upgrade(tier[version], "opus", version=version, migration=MIGRATION)
+    if phase.rollback:
+        otel_migration.kill_rollout(MIGRATION, reason="simulated p95 regression")
+        otel_migration.restore_rollout(MIGRATION)
+
+
+def _facts(telemetry: Any) -> dict[str, Any]:
+    """What the process itself reports, for the figures the SDK estimates (HyperLogLog, tests)."""
+    import otel_migration
+
+    snap = otel_migration.snapshot().migrations[MIGRATION]
+    health = telemetry.health()
+    return {
+        "ratio_1h": snap.adoption.ratio_1h,
+        "ratio_24h": snap.adoption.ratio_24h,
+        "users_24h": {v.version: v.users_24h for v in snap.adoption.versions},
+        "verdicts": [[v.operation, v.metric, v.candidate, v.state] for v in snap.verdicts],
+        "dropped": health.calls_dropped,
+        "spans_delivered": health.spans_delivered,
+        "spans_failed": health.spans_failed,
+    }
+
+
+def simulate_main() -> None:
+    """The migrating service: each phase, then its facts on stdout, then wait for the test's go-ahead."""
+    import anthropic
+
+    import otel_migration
+    from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
+    from tests.llm_server import LLMServer
+
+    telemetry = otel_migration.configure()
+    AnthropicInstrumentor().instrument()
+    with LLMServer(first_token_delay=FIRST_TOKEN_DELAY) as server:
+        client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
+        for number, phase in enumerate(PHASES, start=1):
+            _run_phase(phase, client)
+            facts = _facts(telemetry)
+            otel_migration.force_flush()
+            print(f"PHASE {number} {json.dumps(facts)}", flush=True)
+            sys.stdin.readline()
+    otel_migration.shutdown()
+
+
+def simulate_edge() -> None:
+    """A second service whose span exports are refused, and whose call queue holds one call."""
+    import otel_migration
+
+    telemetry = otel_migration.configure(max_queue_size=1)
+    for _ in range(EDGE_CALLS):
+        with otel_migration.versioned("2.0", operation="ping"):
+            pass
+    otel_migration.force_flush()
+    facts = _facts(telemetry)
+    otel_migration.force_flush()
+    print(f"DONE {json.dumps(facts)}", flush=True)
+    otel_migration.shutdown()
+
+
+# -- running it through the real collector -------------------------------------------------------------
+@dataclass
+class Simulation:
+    """The collector's expositions after each phase (its prometheus exporter, its own metrics)."""
+
+    app: list[str] = field(default_factory=list)
+    own: list[str] = field(default_factory=list)
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    edge: dict[str, Any] = field(default_factory=dict)
+    backend_spans: int = 0  # spans the trace backend stored (phase 1; it refuses phase 2's)
+
+
+def _total(text: str, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for found, value in prometheus_samples(text, name)
+        if all(found.get(k) == v for k, v in labels.items())
+    )
+
+
+def _expected_requests(phases: tuple[Phase, ...]) -> int:
+    return sum(len(users) for p in phases for users, _ in p.charge.values()) + sum(len(p.llm) for p in phases)
+
+
+def run_simulation(workdir: Path) -> Simulation:
+    from tests.otlp_receiver import OTLPReceiver
+
+    otelcol, _ = binaries()
+    taken: set[int] = set()
+    ports = {name: free_port(taken) for name in ("grpc", "http", "health", "prometheus", "own")}
+    sim = Simulation()
+    with OTLPReceiver("grpc") as backend, OTLPReceiver("grpc") as refusing:
+        refusing.behaviour = "reject"
+        env = {
+            "OTELCOL_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+            "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+            "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+            "OTELCOL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{ports['prometheus']}",
+            "OTELCOL_SELF_METRICS_PORT": str(ports["own"]),
+            "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{backend.port}",  # stands in for Jaeger
+        }
+        config = ROOT / "collector_config"
+        args = [str(otelcol), f"--config={config / 'otelcol.yaml'}", f"--config={config / 'llm-cost.yaml'}"]
+        collector = Process("collector", args, env, workdir / "collector.log")
+        collector.start()
+        try:
+            wait_until(
+                lambda: http_get(f"http://127.0.0.1:{ports['health']}/")[0] == 200,
+                60,
+                "the collector",
+                collector,
+            )
+            app_url = f"http://127.0.0.1:{ports['prometheus']}/metrics"
+            own_url = f"http://127.0.0.1:{ports['own']}/metrics"
+            base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ANTHROPIC_"))}
+            base |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}"}
+            base |= {
+                "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+                "OTEL_MIGRATION_SUBJECT_KEY": "dashboards-simulation",
+            }
+
+            edge_env = base | {
+                "OTEL_SERVICE_NAME": EDGE,
+                "OTEL_MIGRATION_NAME": MIGRATION,
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{refusing.port}",
+            }
+            edge = subprocess.run(
+                [sys.executable, "-m", "tests.e2e.test_dashboards", "edge"],
+                env=edge_env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert edge.returncode == 0, edge.stderr
+            sim.edge = json.loads(edge.stdout.split("DONE ", 1)[1])
+            failed = sim.edge["spans_failed"]
+            wait_until(
+                lambda: (
+                    _total(http_get(app_url)[1], "migration_telemetry_spans_failed_total", job=EDGE) == failed
+                ),
+                30,
+                "the edge service's failed spans on the collector",
+            )
+
+            config_file = workdir / "otel-migration.toml"
+            config_file.write_text(
+                f'migration = "{MIGRATION}"\n[analytics]\nmin_samples = 5\n'
+                f"[budgets.llm-daily]\ndaily_usd = {BUDGET_USD}\n"
+            )
+            main_env = base | {"OTEL_SERVICE_NAME": SERVICE, "OTEL_MIGRATION_CONFIG": str(config_file)}
+            main_env |= {"ANTHROPIC_OPEN_TELEMETRY": "false"}
+            with subprocess.Popen(
+                [sys.executable, "-m", "tests.e2e.test_dashboards", "main"],
+                env=main_env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ) as main:
+                assert main.stdin is not None and main.stdout is not None
+                for number in range(1, len(PHASES) + 1):
+                    line = main.stdout.readline()
+                    assert line.startswith(f"PHASE {number} "), line + (
+                        main.stderr.read() if main.stderr else ""
+                    )
+                    sim.facts.append(json.loads(line.split(" ", 2)[2]))
+                    requests = _expected_requests(PHASES[:number])
+
+                    def settled(requests: int = requests) -> bool:
+                        app, own = http_get(app_url)[1], http_get(own_url)[1]
+                        accepted = _total(own, "otelcol_receiver_accepted_spans")
+                        done = _total(own, "otelcol_exporter_sent_spans") + _total(
+                            own, "otelcol_exporter_send_failed_spans"
+                        )
+                        return _total(app, "migration_requests_total", job=SERVICE) == requests and (
+                            accepted > 0 and done == accepted
+                        )
+
+                    wait_until(settled, 60, f"phase {number} in the collector")
+                    sim.app.append(http_get(app_url)[1])
+                    sim.own.append(http_get(own_url)[1])
+                    if number == 1:
+                        sim.backend_spans = len(backend.spans())
+                        backend.behaviour = "reject"  # phase 2: the trace backend refuses everything
+                    main.stdin.write("next\n")
+                    main.stdin.flush()
+                assert main.wait(60) == 0, main.stderr.read() if main.stderr else ""
+        finally:
+            collector.stop()
+    return sim
+
+
+def _debug() -> None:
+    """python -m tests.e2e.test_dashboards debug DIR: run the simulation and keep what it produced."""
+    out = Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    sim = run_simulation(out)
+    for number, (app, own) in enumerate(zip(sim.app, sim.own, strict=True), start=1):
+        (out / f"app-{number}.txt").write_text(app)
+        (out / f"own-{number}.txt").write_text(own)
+    (out / "facts.json").write_text(
+        json.dumps({"facts": sim.facts, "edge": sim.edge, "backend": sim.backend_spans})
+    )
+
+
+# -- replaying the expositions to Prometheus at known times --------------------------------------------
+_CUMULATIVE = ("counter", "histogram", "summary")
+
+
+def _families(text: str) -> dict[str, str]:
+    return {m[1]: m[2] for m in re.finditer(r"^# TYPE (\S+) (\S+)$", text, re.M)}
+
+
+def _family(sample: str, types: Mapping[str, str]) -> str:
+    name = sample.split("{", 1)[0].split(" ", 1)[0]
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and types.get(name.removesuffix(suffix)) in ("histogram", "summary"):
+            return name.removesuffix(suffix)
+    return name
+
+
+def at_zero(text: str) -> str:
+    """The cumulative series of an exposition at 0 (gauges left out): how each series started."""
+    types, lines = _families(text), []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            lines.append(line)
+        elif line.strip() and types.get(_family(line, types)) in _CUMULATIVE:
+            lines.append(f"{line.rsplit(' ', 1)[0]} 0")
+    return "\n".join(lines) + "\n"
+
+
+def stamped(text: str, millis: int) -> str:
+    """Every sample of an exposition with an explicit timestamp."""
+    lines = [
+        line if line.startswith("#") or not line.strip() else f"{line} {millis}" for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Replay:
+    """Serves /app and /own, one snapshot at a time, moving on once Prometheus has scraped both."""
+
+    def __init__(self, snapshots: Mapping[str, list[str]]) -> None:
+        self.snapshots = snapshots
+        self.index = 0
+        self.scraped: set[tuple[str, int]] = set()
+        self.lock = threading.Lock()
+        replay = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.strip("/")
+                with replay.lock:
+                    if path not in replay.snapshots:
+                        self.send_error(404)
+                        return
+                    body = replay.snapshots[path][replay.index].encode()
+                    replay.scraped.add((path, replay.index))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def play(self, timeout: float) -> None:
+        """Serve every snapshot in turn, each until both paths were scraped."""
+        count = len(next(iter(self.snapshots.values())))
+        for index in range(count):
+            with self.lock:
+                self.index = index
+            wait_until(
+                lambda index=index: all((p, index) in self.scraped for p in self.snapshots),
+                timeout,
+                f"Prometheus to scrape snapshot {index}",
+            )
+
+    def __enter__(self) -> Replay:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+COLLECTOR_JOB = "otelcol"  # the scrape job of the collector's own metrics
+PROMETHEUS_CONFIG = """
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: otel-collector
+    honor_labels: true   # job = the service name the collector's exporter writes
+    metrics_path: /app
+    static_configs: [{{targets: ["{target}"]}}]
+  - job_name: {collector_job}
+    metrics_path: /own
+    static_configs: [{{targets: ["{target}"]}}]
+"""
+
+
+@dataclass
+class Prometheus:
+    url: str
+
+    def query(self, expr: str, at: float) -> list[dict[str, Any]]:
+        params = urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
+        status, body = http_get(f"{self.url}/api/v1/query?{params}", timeout=30)
+        assert status == 200, f"{expr}\n{body}"
+        data = json.loads(body)["data"]
+        assert data["resultType"] == "vector", expr
+        return list(data["result"])
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        params = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": step})
+        status, body = http_get(f"{self.url}/api/v1/query_range?{params}", timeout=30)
+        assert status == 200, f"{expr}\n{body}"
+        return list(json.loads(body)["data"]["result"])
+
+
+@contextlib.contextmanager
+def prometheus_over(workdir: Path, replay: Replay) -> Iterator[Prometheus]:
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus not found: install the Debian package 'prometheus' (make test does)"
+    config = workdir / "prometheus.yml"
+    config.write_text(PROMETHEUS_CONFIG.format(target=replay.address, collector_job=COLLECTOR_JOB))
+    port = free_port()
+    args = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    process = Process("prometheus", args, {}, workdir / "prometheus.log")
+    process.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_get(f"{url}/-/ready")[0] == 200, 60, "Prometheus", process)
+        yield Prometheus(url)
+    finally:
+        process.stop()
+
+
+# -- what every panel must show ------------------------------------------------------------------------
+Labels = frozenset[tuple[str, str]]
+Expected = dict[Labels, float]
+WINDOW_S = 180  # $__range and $__rate_interval: from the zero sample's minute to the last phase's
+POSITIVE = math.inf  # stands for "any value above 0": a collector figure the simulation does not fix
+VERDICT = {"better": 1, "worse": -1}
+
+
+def labels(**found: str) -> Labels:
+    return frozenset(found.items())
+
+
+def _by_version(counts: Mapping[str, float], scale: float = 1.0) -> Expected:
+    return {labels(migration_version=v): n * scale for v, n in counts.items()}
+
+
+def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
+    """(dashboard, panel title, refId) -> the series and values the query must return at the last phase."""
+    prices = PriceTable.load()
+    requests: dict[str, int] = {}
+    errors: dict[tuple[str, str], int] = {}
+    durations: dict[tuple[str, str], list[float]] = {}  # (operation, version) -> bucket upper bounds
+    for phase in PHASES:
+        for version, (users, failing) in phase.charge.items():
+            requests[version] = requests.get(version, 0) + len(users)
+            category = "network" if version == "1.0" else "timeout"
+            errors[(version, category)] = errors.get((version, category), 0) + len(failing)
+            durations.setdefault(("charge", version), []).extend(
+                [0.5 if version == "1.0" else 0.25] * len(users)
+            )
+        for version, *_ in phase.llm:
+            requests[version] = requests.get(version, 0) + 1
+            durations.setdefault(("summarize", version), []).append(1.0 if version == "1.0" else 0.75)
+    lower = {0.25: 0.1, 0.5: 0.25, 0.75: 0.5, 1.0: 0.75}
+
+    cost: dict[tuple[str, str, str], float] = {}  # (model, version, tier)
+    tokens = {"input": 0, "output": 0}
+    calls = [(v, m, i, o, c) for p in PHASES for v, m, i, o, c in p.llm]
+    calls += [("2.0", STREAMED, *STREAM_TOKENS, 0) for p in PHASES if p.stream]
+    for version, model, tokens_in, tokens_out, cached in calls:
+        price = prices.lookup(model)
+        assert price is not None, model
+        key = (model, version, TIERS[model])
+        cost[key] = cost.get(key, 0.0) + price.cost(
+            input_tokens=tokens_in, output_tokens=tokens_out, cache_read_tokens=cached
+        )
+        tokens["input"] += tokens_in
+        tokens["output"] += tokens_out
+
+    def per(pairs: Iterable[tuple[tuple[str, ...], float]], *names: str, scale: float = 1.0) -> Expected:
+        """Values summed per label set (several keys can share one)."""
+        found: Expected = {}
+        for key, value in pairs:
+            label = labels(**dict(zip(names, key, strict=True)))
+            found[label] = found.get(label, 0.0) + value * scale
+        return found
+
+    def listed(pairs: list[tuple[str, Any]]) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] = {}
+        for version, value in pairs:
+            found.setdefault(version, []).append(value)
+        return found
+
+    scores = listed([pair for p in PHASES for pair in p.scores])
+    nps = listed([pair for p in PHASES for pair in p.nps])
+    csat = listed([pair for p in PHASES for pair in p.csat])
+    confidence = listed([pair for p in PHASES for pair in p.confidence])
+    actions = [pair for p in PHASES for pair in p.actions]
+    upgrades = [v for p in PHASES for v in p.upgrades]
+    tier = {"1.0": "sonnet", "2.0": "haiku"}
+    last = sim.facts[-1]
+    bounds = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5)
+    heat = {
+        labels(le=_le(bound)): sum(upper <= bound for uppers in durations.values() for upper in uppers)
+        for bound in (*bounds, 10, 30, 60, 120, math.inf)
+    }
+    ok = {key: list(uppers) for key, uppers in durations.items()}
+    for (version, _category), count in errors.items():  # failed calls are in the charge buckets too
+        ok[("charge", version)] = ok[("charge", version)][count:]
+
+    def quantile(q: float) -> Expected:
+        found: Expected = {}
+        for (operation, version), uppers in ok.items():
+            (upper,) = set(uppers)  # every call of an operation and version lands in one bucket
+            found[labels(migration_operation=operation, migration_version=version)] = upper - (1 - q) * (
+                upper - lower[upper]
+            )
+        return found
+
+    total_cost = sum(cost.values())
+    spans_main = sum(len(users) for p in PHASES for users, _ in p.charge.values())
+    spans_main += sum(2 * len(p.llm) + p.stream for p in PHASES)  # summarize, its LLM call, the stream
+    phase_1_spans = sum(len(users) for users, _ in PHASES[0].charge.values()) + 2 * len(PHASES[0].llm)
+    m, llm, pipe = "migration.json", "llm.json", "pipeline-health.json"
+    return {
+        (m, "Usage split by version", "A"): _by_version(requests),
+        (m, "Requests per version", "A"): _by_version(requests, 1 / WINDOW_S),
+        (m, "Error rate per version", "A"): {
+            labels(migration_version=v): sum(n for (ev, _), n in errors.items() if ev == v) / requests[v]
+            for v in requests
+        },
+        (m, "Latency heatmap", "A"): heat,
+        **{
+            (m, "Latency p50 / p95 / p99 per version and operation", ref): quantile(q)
+            for ref, q in (("A", 0.5), ("B", 0.95), ("C", 0.99))
+        },
+        (m, "Adoption (24 h)", "A"): {labels(migration_name=MIGRATION): last["ratio_24h"]},
+        (m, "Adoption ratio over time", "A"): {
+            labels(migration_name=MIGRATION, migration_window=w): last[f"ratio_{w}"] for w in ("1h", "24h")
+        },
+        # The gauge exports the HyperLogLog estimate rounded to whole users.
+        (m, "Unique users per version (24 h)", "A"): _by_version(
+            {v: round(n) for v, n in last["users_24h"].items()}
+        ),
+        (m, "Rollout percent", "A"): {labels(migration_name=MIGRATION): PHASES[-1].percent},
+        (m, "Rollbacks", "A"): {labels(migration_name=MIGRATION): sum(p.rollback for p in PHASES)},
+        (m, "Rollbacks", "B"): {labels(migration_name=MIGRATION): 0},
+        (m, "Verdicts", "A"): {
+            labels(
+                migration_name=MIGRATION, migration_operation=op, migration_version=v, migration_metric=metric
+            ): (VERDICT.get(state, 0))
+            for op, metric, v, state in last["verdicts"]
+        },
+        (m, "Error categories", "A"): per(errors.items(), "migration_version", "migration_error_category"),
+        (llm, "Cost by tier", "A"): per((((t,), c) for (_, _, t), c in cost.items()), "migration_llm_tier"),
+        (llm, "Cost by model and version", "A"): per(
+            (((model, v), c) for (model, v, _), c in cost.items()),
+            "gen_ai_request_model",
+            "migration_version",
+        ),
+        (llm, "Daily spend against budget", "A"): {
+            labels(job=SERVICE, migration_budget="llm-daily"): total_cost / BUDGET_USD
+        },
+        (llm, "Cost per hour by version", "A"): per(
+            (((v,), c) for (_, v, _), c in cost.items()), "migration_version", scale=3600 / WINDOW_S
+        ),
+        (llm, "Tokens per second", "A"): {
+            labels(gen_ai_token_type=t): n / WINDOW_S for t, n in tokens.items()
+        },
+        (llm, "Time to first token", "A"): {labels(gen_ai_request_model=STREAMED): 0.16 + 0.16 * 0.5},
+        (llm, "Time to first token", "B"): {labels(gen_ai_request_model=STREAMED): 0.16 + 0.16 * 0.95},
+        (llm, "Calls per tier", "A"): per(
+            (((TIERS[model], "ok"), 1) for _, model, *_ in calls),
+            "migration_llm_tier",
+            "migration_outcome",
+        ),
+        (llm, "Quality score bands", "A"): {
+            labels(migration_version=v): sum(s < 50 for s in ss) for v, ss in scores.items()
+        },
+        (llm, "Quality score bands", "B"): {
+            labels(migration_version=v): sum(50 <= s < 70 for s in ss) for v, ss in scores.items()
+        },
+        (llm, "Quality score bands", "C"): {
+            labels(migration_version=v): sum(70 <= s < 90 for s in ss) for v, ss in scores.items()
+        },
+        (llm, "Quality score bands", "D"): {
+            labels(migration_version=v): sum(s >= 90 for s in ss) for v, ss in scores.items()
+        },
+        (llm, "Mean quality score by version", "A"): {
+            labels(migration_version=v): sum(ss) / len(ss) for v, ss in scores.items()
+        },
+        (llm, "User actions", "A"): per(
+            ((pair, 1) for pair in actions),
+            "migration_version",
+            "migration_quality_action",
+        ),
+        (llm, "NPS by version", "A"): {
+            labels(migration_version=v): 100 * (sum(r >= 9 for r in rs) - sum(r <= 6 for r in rs)) / len(rs)
+            for v, rs in nps.items()
+        },
+        (llm, "CSAT by version", "A"): {
+            labels(migration_version=v): sum(r >= 4 for r in rs) / len(rs) for v, rs in csat.items()
+        },
+        (llm, "Mean confidence and upgrades", "A"): {
+            labels(migration_version=v, migration_llm_tier=tier[v]): sum(cs) / len(cs)
+            for v, cs in confidence.items()
+        },
+        (llm, "Model upgrades", "A"): {
+            labels(migration_version=v, migration_llm_tier=tier[v]): upgrades.count(v) for v in set(upgrades)
+        },
+        (pipe, "Dropped calls", "A"): {
+            labels(job=EDGE, reason="queue_full"): sim.edge["dropped"],
+            labels(job=SERVICE, reason="queue_full"): 0,
+        },
+        (pipe, "Failed span exports (SDK)", "A"): {
+            labels(job=EDGE, exporter="OTLPSpanExporter"): EDGE_CALLS,
+            labels(job=SERVICE, exporter="OTLPSpanExporter"): 0,
+        },
+        (pipe, "Failed span exports (SDK)", "B"): {
+            labels(job=EDGE, error_type="_InactiveRpcError"): EDGE_CALLS,
+            labels(job=SERVICE): spans_main,
+        },
+        (pipe, "SDK span queue", "A"): {labels(job=EDGE): 0, labels(job=SERVICE): 0},
+        (pipe, "SDK span queue", "B"): {labels(job=EDGE): 2048, labels(job=SERVICE): 2048},
+        (pipe, "Collector: received", "A"): {labels(receiver="otlp"): spans_main / WINDOW_S},
+        (pipe, "Collector: received", "B"): {labels(receiver="otlp"): 0},
+        (pipe, "Collector: received", "C"): {labels(receiver="otlp"): POSITIVE},
+        (pipe, "Collector: received", "D"): {labels(receiver="otlp"): 0},
+        (pipe, "Collector: received", "E"): {labels(receiver="otlp"): 0},
+        (pipe, "Collector: exported", "A"): {labels(exporter="otlp_grpc/jaeger"): phase_1_spans / WINDOW_S},
+        (pipe, "Collector: exported", "B"): {
+            labels(exporter="otlp_grpc/jaeger"): (spans_main - phase_1_spans) / WINDOW_S
+        },
+        (pipe, "Collector: exported", "C"): {labels(exporter="prometheus"): POSITIVE},
+        (pipe, "Collector: export queue", "A"): {labels(exporter="otlp_grpc/jaeger"): 0},
+        (pipe, "Collector: export queue", "B"): {labels(exporter="otlp_grpc/jaeger"): 50000},
+        (pipe, "Collector: memory", "A"): {labels(job=COLLECTOR_JOB): POSITIVE},
+    }
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as the exporter writes it (Go's strconv.FormatFloat 'g' with shortest precision)."""
+    return "+Inf" if bound == math.inf else repr(float(bound)).removesuffix(".0")
+
+
+def targets() -> Iterator[tuple[str, str, str, str]]:
+    """(dashboard, panel title, refId, expr) of every query of the committed dashboards."""
+    for path in sorted((ROOT / "collector_config" / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                yield path.name, panel["title"], target["refId"], target["expr"]
+
+
+def substitute(expr: str, *, service: str, migration: str, collector: str) -> str:
+    """The query Grafana sends for that selection (multi-value regex selections as Grafana writes them)."""
+    window = f"{WINDOW_S}s"
+    for name, value in (
+        ("$__rate_interval", window),
+        ("$__range", window),
+        ("$service", service),
+        ("$migration", migration),
+        ("$collector", collector),
+    ):
+        expr = expr.replace(name, value)
+    assert "$" not in expr, expr
+    return expr
+
+
+def _selection(dashboard: str) -> dict[str, str]:
+    service = f"({SERVICE}|{EDGE})" if dashboard == "pipeline-health.json" else SERVICE
+    return {"service": service, "migration": MIGRATION, "collector": COLLECTOR_JOB}
+
+
+@pytest.fixture(scope="module")
+def simulation(tmp_path_factory: pytest.TempPathFactory) -> Simulation:
+    return run_simulation(tmp_path_factory.mktemp("simulation"))
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    simulation: Simulation, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Prometheus, list[float]]]:
+    last = (int(time.time()) - 60) * 1000
+    times = [last - 60_000 * (len(simulation.app) - i) for i in range(len(simulation.app) + 1)]
+    snapshots = {
+        name: [stamped(at_zero(texts[-1]), times[0])]
+        + [stamped(text, t) for text, t in zip(texts, times[1:], strict=True)]
+        for name, texts in (("app", simulation.app), ("own", simulation.own))
+    }
+    with Replay(snapshots) as replay, prometheus_over(tmp_path_factory.mktemp("prometheus"), replay) as prom:
+        replay.play(timeout=60)
+        at = [t / 1000 for t in times]
+
+        def ingested() -> bool:
+            newest = [
+                prom.query(f"max(timestamp({name}))", at[-1])
+                for name in ("migration_requests_total", "otelcol_process_uptime")
+            ]
+            return all(found and float(found[0]["value"][1]) == at[-1] for found in newest)
+
+        wait_until(ingested, 30, "the last snapshot in Prometheus")
+        yield prom, at
+
+
+def _result(found: list[dict[str, Any]]) -> Expected:
+    return {frozenset(r["metric"].items()): float(r["value"][1]) for r in found}
+
+
+def test_every_panel_query_returns_the_simulated_figures(
+    simulation: Simulation, prometheus: tuple[Prometheus, list[float]]
+) -> None:
+    prom, at = prometheus
+    expected = expectations(simulation)
+    seen, problems = set(), []
+    for dashboard, title, ref, expr in targets():
+        key = (dashboard, title, ref)
+        seen.add(key)
+        if key not in expected:
+            problems.append(f"{key}: no expectation for this query")
+            continue
+        got = _result(prom.query(substitute(expr, **_selection(dashboard)), at[-1]))
+        want = expected[key]
+        if set(got) != set(want):
+            problems.append(f"{key}: series {sorted(map(sorted, got))} != {sorted(map(sorted, want))}")
+            continue
+        for series, value in want.items():
+            matches = (
+                got[series] > 0
+                if value == POSITIVE
+                else got[series] == pytest.approx(value, rel=1e-9, abs=1e-12)
+            )
+            if not matches:
+                problems.append(f"{key} {sorted(series)}: {got[series]!r} != {value!r}")
+    assert not problems, "\n".join(problems)
+    assert seen == set(expected), f"expectations without a query: {set(expected) - seen}"
+
+
+def test_the_variables_filter_every_query(prometheus: tuple[Prometheus, list[float]]) -> None:
+    prom, at = prometheus
+    for dashboard, title, ref, expr in targets():
+        selection = _selection(dashboard)
+        uses = [name for name in ("service", "migration", "collector") if f"${name}" in expr]
+        assert uses in (["service", "migration"], ["collector"]), (title, ref, expr)
+        assert prom.query(substitute(expr, **selection), at[-1]), (title, ref)
+        for name in uses:
+            other = selection | {name: "no-such-" + name}
+            assert prom.query(substitute(expr, **other), at[-1]) == [], (title, ref, name)
+
+
+def test_adoption_over_time_follows_the_phases(
+    simulation: Simulation, prometheus: tuple[Prometheus, list[float]]
+) -> None:
+    """The ratio panel over time: each phase's value at its minute, as the process computed it."""
+    prom, at = prometheus
+    (expr,) = [e for _, title, _, e in targets() if title == "Adoption ratio over time"]
+    found = prom.query_range(substitute(expr, **_selection("migration.json")), at[1], at[-1], 60)
+    series = {r["metric"]["migration_window"]: [float(v) for _, v in r["values"]] for r in found}
+    assert series == {w: [f[f"ratio_{w}"] for f in simulation.facts] for w in ("1h", "24h")}
+    # The process estimates unique users (HyperLogLog); truth is 2 of 10 users on 2.0, then 7 of 10.
+    assert [round(f["ratio_24h"], 2) for f in simulation.facts] == [0.2, 0.7]
+    assert {v: round(n) for v, n in simulation.facts[-1]["users_24h"].items()} == {"1.0": 8, "2.0": 7}
+
+
+if __name__ == "__main__":
+    {"main": simulate_main, "edge": simulate_edge, "debug": _debug}[sys.argv[1]]()
