@@ -295,6 +295,24 @@ def migration_dashboard() -> Any:
             quantiles,
         ),
         place(
+            bargauge.Panel()
+            .reduce_options(last())
+            .unit("percent")
+            .thresholds(thresholds((None, "red"), (-10, "yellow"), (0, "green"))),
+            "Improvement of the candidate",
+            "Candidate against control per operation, at p50, p95 and on the mean, over the last successful "
+            "calls (computed in process); negative means slower.",
+            24,
+            6,
+            [
+                q(
+                    f"max by (migration_operation, {version}, migration_statistic) ({sel('improvement')})",
+                    f"{{{{migration_operation}}}} {{{{{version}}}}} {{{{migration_statistic}}}}",
+                    instant=True,
+                )
+            ],
+        ),
+        place(
             gauge.Panel()
             .unit("percentunit")
             .min(0)

@@ -40,6 +40,8 @@ from otel_migration._pricing import PriceTable
 
 from .stack import ROOT, Process, binaries, free_port, http_get, prometheus_samples, wait_until
 
+pytestmark = pytest.mark.e2e
+
 SERVICE, EDGE, MIGRATION = "dash-shop", "dash-edge", "checkout"
 SLOW, FAST = 0.3, 0.12  # seconds: charge on 1.0 lands in the (0.25, 0.5] bucket, on 2.0 in (0.1, 0.25]
 SUMMARIZE_SLEEP = {"1.0": 0.8, "2.0": 0.35}  # (0.75, 1] and, after a 0.2 s stream, (0.5, 0.75]
@@ -166,6 +168,9 @@ def _facts(telemetry: Any) -> dict[str, Any]:
         "ratio_24h": snap.adoption.ratio_24h,
         "users_24h": {v.version: v.users_24h for v in snap.adoption.versions},
         "verdicts": [[v.operation, v.metric, v.candidate, v.state] for v in snap.verdicts],
+        "improvements": [
+            [i.operation, i.version, i.mean_pct, i.p50_pct, i.p95_pct] for i in snap.improvements
+        ],
         "dropped": health.calls_dropped,
         "spans_delivered": health.spans_delivered,
         "spans_failed": health.spans_failed,
@@ -609,6 +614,11 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
         **{
             (m, "Latency p50 / p95 / p99 per version and operation", ref): quantile(q)
             for ref, q in (("A", 0.5), ("B", 0.95), ("C", 0.99))
+        },
+        (m, "Improvement of the candidate", "A"): {
+            labels(migration_operation=op, migration_version=v, migration_statistic=stat): value
+            for op, v, *values in last["improvements"]
+            for stat, value in zip(("mean", "p50", "p95"), values, strict=True)
         },
         (m, "Adoption (24 h)", "A"): {labels(migration_name=MIGRATION): last["ratio_24h"]},
         (m, "Adoption ratio over time", "A"): {
