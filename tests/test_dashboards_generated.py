@@ -73,3 +73,16 @@ def test_every_panel_query_uses_the_variables() -> None:
                 collector = "$collector" in expr and "$service" not in expr
                 assert app or collector, f"{path.name} {panel['title']}: {expr}"
                 assert {m for m in re.findall(r"\$(\w+)", expr) if not m.startswith("__")} <= declared
+
+
+def test_panels_fit_the_grid_without_overlapping() -> None:
+    """Grafana's grid is 24 columns wide; overlapping or overflowing panels get pushed around on import."""
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        taken: dict[tuple[int, int], str] = {}
+        for panel in json.loads(path.read_text())["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24, f"{path.name} {panel['title']}: {grid}"
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                for y in range(grid["y"], grid["y"] + grid["h"]):
+                    assert (x, y) not in taken, f"{path.name}: {panel['title']} overlaps {taken[(x, y)]}"
+                    taken[(x, y)] = panel["title"]

@@ -377,6 +377,21 @@ def migration_dashboard() -> Any:
             ],
         ),
         place(
+            bargauge.Panel().reduce_options(last()).unit("short"),
+            "Error categories",
+            "Failed calls per version and category (syntax, runtime, timeout, resource, network, unknown) "
+            "over the time range.",
+            8,
+            8,
+            [
+                q(
+                    increase("errors", by=f"{version}, migration_error_category"),
+                    f"{{{{{version}}}}} {{{{migration_error_category}}}}",
+                    instant=True,
+                )
+            ],
+        ),
+        place(
             table.Panel().mappings(
                 [
                     models.ValueMap(
@@ -391,7 +406,7 @@ def migration_dashboard() -> Any:
             "Verdicts",
             "Candidate against control per operation and metric (Mann-Whitney U / two-proportion test, "
             "Holm-corrected, computed in process): better, worse or inconclusive.",
-            16,
+            24,
             8,
             [
                 q(
@@ -399,21 +414,6 @@ def migration_dashboard() -> Any:
                     f"({sel('verdict')})",
                     instant=True,
                     fmt="table",
-                )
-            ],
-        ),
-        place(
-            bargauge.Panel().reduce_options(last()).unit("short"),
-            "Error categories",
-            "Failed calls per version and category (syntax, runtime, timeout, resource, network, unknown) "
-            "over the time range.",
-            8,
-            8,
-            [
-                q(
-                    increase("errors", by=f"{version}, migration_error_category"),
-                    f"{{{{{version}}}}} {{{{migration_error_category}}}}",
-                    instant=True,
                 )
             ],
         ),
