@@ -13,6 +13,7 @@ values against what the simulation did. Each query is also run with a selection 
 nothing, and must then return nothing: the variables filter every query.
 
     python -m tests.e2e.test_dashboards main|edge     # the simulated services (the test runs them)
+    python -m tests.e2e.test_dashboards debug DIR     # run it all, keep the expositions in DIR
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import http.server
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -308,21 +310,32 @@ def run_simulation(workdir: Path) -> Simulation:
             )
             main_env = base | {"OTEL_SERVICE_NAME": SERVICE, "OTEL_MIGRATION_CONFIG": str(config_file)}
             main_env |= {"ANTHROPIC_OPEN_TELEMETRY": "false"}
-            with subprocess.Popen(
-                [sys.executable, "-m", "tests.e2e.test_dashboards", "main"],
-                env=main_env,
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ) as main:
+            with (
+                (workdir / "main.log").open("w") as stderr,
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests.e2e.test_dashboards", "main"],
+                    env=main_env,
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    text=True,
+                ) as main,
+            ):
                 assert main.stdin is not None and main.stdout is not None
+                lines: queue.Queue[str] = queue.Queue()
+                reader = threading.Thread(
+                    target=lambda: [lines.put(x) for x in iter(main.stdout.readline, "")]
+                )
+                reader.start()
                 for number in range(1, len(PHASES) + 1):
-                    line = main.stdout.readline()
-                    assert line.startswith(f"PHASE {number} "), line + (
-                        main.stderr.read() if main.stderr else ""
-                    )
+                    try:
+                        line = lines.get(timeout=120)
+                    except queue.Empty:
+                        main.kill()
+                        raise
+                    log = (workdir / "main.log").read_text()
+                    assert line.startswith(f"PHASE {number} "), line + log
                     sim.facts.append(json.loads(line.split(" ", 2)[2]))
                     requests = _expected_requests(PHASES[:number])
 
@@ -344,7 +357,8 @@ def run_simulation(workdir: Path) -> Simulation:
                         backend.behaviour = "reject"  # phase 2: the trace backend refuses everything
                     main.stdin.write("next\n")
                     main.stdin.flush()
-                assert main.wait(60) == 0, main.stderr.read() if main.stderr else ""
+                assert main.wait(60) == 0, (workdir / "main.log").read_text()
+                reader.join(10)
         finally:
             collector.stop()
     return sim
