@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from otel_migration._pricing import PriceTable
+from otel_migration._llm.pricing import PriceTable
 
 from .stack import ROOT, Process, binaries, free_port, http_get, prometheus_samples, wait_until
 
