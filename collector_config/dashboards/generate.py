@@ -612,7 +612,7 @@ def llm_dashboard() -> Any:
             stat.Panel().reduce_options(last()).min(-100).max(100).unit("none"),
             "NPS by version",
             "Net Promoter Score over the time range: % promoters (9-10) - % detractors (0-6).",
-            8,
+            6,
             8,
             [q(nps, f"{{{{{version}}}}}", instant=True)],
         ),
@@ -620,7 +620,7 @@ def llm_dashboard() -> Any:
             stat.Panel().reduce_options(last()).unit("percentunit").min(0).max(1),
             "CSAT by version",
             "Share of 4 and 5 ratings (1-5 scale) over the time range.",
-            8,
+            6,
             8,
             [
                 q(
@@ -635,9 +635,9 @@ def llm_dashboard() -> Any:
         ),
         place(
             bargauge.Panel().reduce_options(last()).unit("percentunit").min(0).max(1),
-            "Mean confidence and upgrades",
-            "Mean model confidence (0-1) per version and tier, and model upgrades over the time range.",
-            8,
+            "Mean confidence",
+            "Mean model confidence (0-1) per version and tier over the time range.",
+            6,
             8,
             [
                 q(
@@ -652,7 +652,7 @@ def llm_dashboard() -> Any:
             stat.Panel().reduce_options(last()).unit("short"),
             "Model upgrades",
             "Answers escalated to a higher model tier over the time range, per version and starting tier.",
-            8,
+            6,
             8,
             [
                 q(
@@ -681,8 +681,8 @@ def pipeline_dashboard() -> Any:
             else f"sum by ({by}) ({selector})"
         )
 
-    def app(key: str, by: str, *, counter: bool = True) -> str:
-        selector = sel(key, migration=False)
+    def app(key: str, by: str, *matchers: str, counter: bool = True) -> str:
+        selector = sel(key, *matchers, migration=False)
         inner = f"increase({selector}[$__rate_interval])" if counter else selector
         return f"sum by ({by}) {of_migration(inner)}"
 
@@ -704,8 +704,8 @@ def pipeline_dashboard() -> Any:
             [
                 q(app("spans_failed", "job, exporter"), "{{job}} {{exporter}}"),
                 q(
-                    app("sdk_spans_exported", "job, error_type"),
-                    "{{job}} exported {{error_type}}",
+                    app("sdk_spans_exported", "job, error_type", 'error_type!=""'),
+                    "{{job}} {{error_type}} (SDK)",
                     ref="B",
                 ),
             ],
