@@ -7,7 +7,10 @@
 Built with grafana-foundation-sdk (the Grafana 11.6 build), so panels, options and variables have
 the shape Grafana's own schema gives them. Every query reads Prometheus series as the collector's
 ``prometheus`` exporter writes them (scraped with ``honor_labels: true``, so ``job`` is the
-service name) and is filtered by the ``$service`` and ``$migration`` variables.
+service name) and is filtered by the ``$service`` and ``$migration`` variables; series that carry
+no migration label are kept for the services that serve the selected migration. The collector's own
+metrics carry neither label: the pipeline dashboard filters them by a ``$collector`` variable (the
+job Prometheus scrapes them in).
 
 Every metric name lives in :data:`METRICS`, nowhere else: to read other series (for example
 fleet-wide ones from a collector component), change the names there.
@@ -109,18 +112,18 @@ def sel(metric: str, *matchers: str, migration: bool = True) -> str:
     return f"{METRICS[metric]}{{{', '.join(labels)}}}"
 
 
-def of_migration(expr: str, via: str = "job") -> str:
+def of_migration(expr: str, via: str = "job", source: str = "requests") -> str:
     """Keep only series of services (and ``via`` labels) that serve the selected migration.
 
     For series the SDK writes without a migration label (pipeline health, GenAI token and
-    time-to-first-token histograms, budgets): `and on (...)` the services' LLM calls or requests
-    of the selected migration.
+    time-to-first-token histograms, budgets): `and on (...)` the series of ``source`` (requests,
+    or LLM calls to match by model) of the selected migration.
     """
-    source = "llm_calls" if via != "job" else "requests"
     return f"({expr} and on ({via}) group by ({via}) ({sel(source)}))"
 
 
 def q(expr: str, legend: str = "__auto", *, ref: str = "A", instant: bool = False, fmt: str = "") -> Any:
+    """A Prometheus target; instant for panels that show one figure per series over the range."""
     query = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
     query = query.instant() if instant else query.range()
     if fmt:
@@ -129,6 +132,7 @@ def q(expr: str, legend: str = "__auto", *, ref: str = "A", instant: bool = Fals
 
 
 def place(panel: Any, title: str, description: str, w: int, h: int, targets: Sequence[Any]) -> Any:
+    """A panel with its size (in grid units: 24 columns) and targets, on the dashboard's data source."""
     panel = panel.title(title).description(description).span(w).height(h).datasource(DATASOURCE)
     for target in targets:
         panel = panel.with_target(target)
@@ -144,14 +148,17 @@ def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
 
 
 def last() -> common.ReduceDataOptions:
+    """Single-figure panels show each series' last value (instant queries have only that one)."""
     return common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 
-def rate(key: str, *matchers: str, by: str, window: str = "$__rate_interval") -> str:
-    return f"sum by ({by}) (rate({sel(key, *matchers)}[{window}]))"
+def rate(key: str, *matchers: str, by: str) -> str:
+    """Per-second rate, summed over processes (``instance``) and every label not in ``by``."""
+    return f"sum by ({by}) (rate({sel(key, *matchers)}[$__rate_interval]))"
 
 
 def increase(key: str, *matchers: str, by: str) -> str:
+    """How much a counter grew over the dashboard's time range."""
     return f"sum by ({by}) (increase({sel(key, *matchers)}[$__range]))"
 
 
@@ -452,9 +459,11 @@ def llm_dashboard() -> Any:
         q(band(upper, lower), f"{{{{{version}}}}} {name}", ref=ref, instant=True)
         for ref, (name, upper, lower) in zip("ABC", bands, strict=True)
     ] + [q(band(None, "90"), f"{{{{{version}}}}} excellent (90-100)", ref="D", instant=True)]
-    tokens = of_migration(f"rate({sel('tokens_sum', migration=False)}[$__rate_interval])", by_model)
+    tokens = of_migration(
+        f"rate({sel('tokens_sum', migration=False)}[$__rate_interval])", by_model, "llm_calls"
+    )
     first_chunk = of_migration(
-        f"rate({sel('first_chunk_bucket', migration=False)}[$__rate_interval])", by_model
+        f"rate({sel('first_chunk_bucket', migration=False)}[$__rate_interval])", by_model, "llm_calls"
     )
     panels = [
         place(
