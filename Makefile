@@ -99,9 +99,14 @@ dashboards: install
 # The committed dashboards equal the generator's, and type-check against Grafana 11.6's published
 # schema (npm @grafana/schema, pinned with typescript in schema-check/package-lock.json).
 DASHBOARDS_TS := collector_config/dashboards/schema-check
+# A copy with one panel broken (a height as a string) must fail, so the check cannot pass vacuously.
 dashboards-check: install
-	$(PY) collector_config/dashboards/generate.py --check --typescript $(DASHBOARDS_TS)/dashboards.gen.ts
+	$(PY) collector_config/dashboards/generate.py --check --typescript $(DASHBOARDS_TS)/dashboards.gen.ts \
+		--broken-typescript $(DASHBOARDS_TS)/broken.gen.ts
 	cd $(DASHBOARDS_TS) && npm ci --no-audit --no-fund --silent && npx --no-install tsc --noEmit --strict -p tsconfig.json
+	cd $(DASHBOARDS_TS) && ! npx --no-install tsc --noEmit --strict -p tsconfig.broken.json > broken.log \
+		|| { echo "tsc accepted a broken dashboard"; exit 1; }
+	grep -q "error TS2322: Type 'string' is not assignable to type 'number'" $(DASHBOARDS_TS)/broken.log
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -863,14 +863,29 @@ def typescript(rendered: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def broken(rendered: dict[str, str]) -> dict[str, str]:
+    """The dashboards with one wrong field type (a panel height as a string): proof that tsc checks."""
+    name = next(iter(rendered))
+    model = json.loads(rendered[name])
+    model["panels"][0]["gridPos"]["h"] = str(model["panels"][0]["gridPos"]["h"])
+    return {**rendered, name: json.dumps(model, indent=2, sort_keys=True) + "\n"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed file differs")
     parser.add_argument("--typescript", type=Path, help="also write the TypeScript module tsc checks")
+    parser.add_argument(
+        "--broken-typescript",
+        type=Path,
+        help="also write the module with one panel broken, which tsc must reject",
+    )
     args = parser.parse_args(argv)
     rendered = {filename: render(build) for filename, build in DASHBOARDS.items()}
     if args.typescript is not None:
         args.typescript.write_text(typescript(rendered))
+    if args.broken_typescript is not None:
+        args.broken_typescript.write_text(typescript(broken(rendered)))
     stale = [name for name, text_ in rendered.items() if _committed(name) != text_]
     if args.check:
         for name in stale:
