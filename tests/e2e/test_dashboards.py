@@ -532,6 +532,8 @@ Expected = dict[Labels, float]
 WINDOW_S = 180  # $__range and $__rate_interval: from the zero sample's minute to the last phase's
 POSITIVE = math.inf  # stands for "any value above 0": a collector figure the simulation does not fix
 VERDICT = {"better": 1, "worse": -1}
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5)
+DURATION_BUCKETS += (7.5, 10, 30, 60, 120, math.inf)
 
 
 def labels(**found: str) -> Labels:
@@ -597,10 +599,9 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
     upgrades = [v for p in PHASES for v in p.upgrades]
     tier = {"1.0": "sonnet", "2.0": "haiku"}
     last = sim.facts[-1]
-    bounds = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5)
-    heat = {
+    heat = {  # cumulative calls per bucket of migration.duration (docs/telemetry.md's bucket advice)
         labels(le=_le(bound)): sum(upper <= bound for uppers in durations.values() for upper in uppers)
-        for bound in (*bounds, 10, 30, 60, 120, math.inf)
+        for bound in DURATION_BUCKETS
     }
     ok = {key: list(uppers) for key, uppers in durations.items()}
     for (version, _category), count in errors.items():  # failed calls are in the charge buckets too
