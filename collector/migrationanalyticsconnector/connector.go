@@ -118,16 +118,18 @@ func (c *fleetConnector) consumeLogs(_ context.Context, ld plog.Logs) error {
 type logsHalf struct{ *fleetConnector }
 
 func (h *logsHalf) Start(context.Context, component.Host) error { h.start(); return nil }
-func (h *logsHalf) Shutdown(ctx context.Context) error         { return h.shutdown(ctx) }
+func (h *logsHalf) Shutdown(ctx context.Context) error          { return h.shutdown(ctx) }
 func (h *logsHalf) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: false}
 }
-func (h *logsHalf) ConsumeLogs(ctx context.Context, ld plog.Logs) error { return h.consumeLogs(ctx, ld) }
+func (h *logsHalf) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
+	return h.consumeLogs(ctx, ld)
+}
 
 type metricsHalf struct{ *fleetConnector }
 
 func (h *metricsHalf) Start(context.Context, component.Host) error { h.start(); return nil }
-func (h *metricsHalf) Shutdown(ctx context.Context) error         { return h.shutdown(ctx) }
+func (h *metricsHalf) Shutdown(ctx context.Context) error          { return h.shutdown(ctx) }
 func (h *metricsHalf) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: false}
 }

@@ -177,17 +177,24 @@ type verdict struct {
 }
 
 func shiftVerdict(metric, migration, operation, candidate string, control, cand *expHist) verdict {
-	v := verdict{migration: migration, operation: operation, metric: metric, candidate: candidate}
-	if control == nil || cand == nil || control.count == 0 || cand.count == 0 {
-		if control != nil {
-			v.nControl = float64(control.count)
-		}
-		if cand != nil {
-			v.nCandidate = float64(cand.count)
-		}
+	var x, y []weightedValue
+	if control != nil {
+		x = control.weighted()
+	}
+	if cand != nil {
+		y = cand.weighted()
+	}
+	return shiftVerdictWeighted(metric, migration, operation, candidate, x, y)
+}
+
+// shiftVerdictWeighted is _verdicts.shift_verdict on weighted samples: Mann-Whitney for the
+// p-value, Hodges-Lehmann for the effect, the control's median for the relative minimum effect.
+func shiftVerdictWeighted(metric, migration, operation, candidate string, x, y []weightedValue) verdict {
+	v := verdict{migration: migration, operation: operation, metric: metric, candidate: candidate,
+		nControl: total(x), nCandidate: total(y)}
+	if v.nControl == 0 || v.nCandidate == 0 {
 		return v
 	}
-	x, y := control.weighted(), cand.weighted()
 	test, err := mannWhitneyU(x, y)
 	if err != nil {
 		return v
@@ -196,7 +203,6 @@ func shiftVerdict(metric, migration, operation, candidate string, control, cand 
 	if err != nil {
 		return v
 	}
-	v.nControl, v.nCandidate = test.nControl, test.nCandidate
 	v.tested, v.pValue, v.estimate = true, test.pValue, shift.estimate
 	v.controlMedian = percentile(sortWeighted(x), 50)
 	return v
@@ -246,6 +252,25 @@ func judge(v *verdict, adjusted float64, cfg *Config) {
 		v.state = 1
 		if worse {
 			v.state = -1
+		}
+	}
+}
+
+// judgeFamily Holm-adjusts every tested verdict together (one family: every comparison of a
+// service judged at one moment, as _verdicts.adjust does in process) and decides each state.
+func judgeFamily(verdicts []verdict, cfg *Config) {
+	var tested []float64
+	for _, vd := range verdicts {
+		if vd.tested {
+			tested = append(tested, vd.pValue)
+		}
+	}
+	adjusted := holm(tested)
+	i := 0
+	for n := range verdicts {
+		if verdicts[n].tested {
+			judge(&verdicts[n], adjusted[i], cfg)
+			i++
 		}
 	}
 }
@@ -399,21 +424,9 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 			liveMigrations[[2]string{service, migration}] = true
 			verdicts = append(verdicts, s.evaluateMigration(service, migration, v, e, now)...)
 		}
-		// One Holm family: every comparison of the service judged at this moment.
-		var tested []float64
-		for _, vd := range verdicts {
-			if vd.tested {
-				tested = append(tested, vd.pValue)
-			}
-		}
-		adjusted := holm(tested)
-		i := 0
+		judgeFamily(verdicts, s.cfg)
 		for n := range verdicts {
 			vd := &verdicts[n]
-			if vd.tested {
-				judge(vd, adjusted[i], s.cfg)
-				i++
-			}
 			attrs := []string{attrMigration, vd.migration, attrOperation, vd.operation, attrVersion, vd.candidate, attrMetric, vd.metric}
 			e.gauge("migration.fleet.verdict", float64(vd.state), attrs...)
 			if vd.tested {

@@ -47,10 +47,10 @@ const (
 
 // Reasons a point or sketch is refused (the migration.fleet.refused.reason attribute).
 const (
-	reasonMaxSeries    = "max_series"
-	reasonNoInstance   = "no_instance_id"
-	reasonInvalid      = "invalid_sketch"
-	reasonTooOld       = "too_old"
-	reasonFuture       = "future"
-	reasonUnsupported  = "unsupported_point"
+	reasonMaxSeries   = "max_series"
+	reasonNoInstance  = "no_instance_id"
+	reasonInvalid     = "invalid_sketch"
+	reasonTooOld      = "too_old"
+	reasonFuture      = "future"
+	reasonUnsupported = "unsupported_point"
 )

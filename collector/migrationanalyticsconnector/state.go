@@ -117,10 +117,14 @@ func (w *windows[T]) expire(now int64, reset func(*T)) (empty bool) {
 	return empty
 }
 
-func resetFloat(v *float64)   { *v = 0 }
-func resetHist(v **expHist)   { *v = nil }
-func resetSketch(v **hll)     { if *v != nil { **v = hll{} } }
-func releaseSketch(v **hll)   { *v = nil }
+func resetFloat(v *float64) { *v = 0 }
+func resetHist(v **expHist) { *v = nil }
+func resetSketch(v **hll) {
+	if *v != nil {
+		**v = hll{}
+	}
+}
+func releaseSketch(v **hll) { *v = nil }
 
 type kv struct{ key, value string }
 
@@ -152,7 +156,7 @@ type stream struct {
 }
 
 type rolloutState struct {
-	value          float64
+	value           float64
 	since, lastSeen int64
 }
 

@@ -194,7 +194,7 @@ func orderStatistic(x, y []weightedValue, cumY []float64, k float64) float64 {
 	lo := ordinal(y[0].value - x[len(x)-1].value)
 	hi := ordinal(y[len(y)-1].value - x[0].value)
 	for lo < hi {
-		mid := lo + (hi-lo)/2
+		mid := lo>>1 + hi>>1 + lo&hi&1 // floor((lo+hi)/2) without overflow
 		if pairsAtMost(x, y, cumY, fromOrdinal(mid)) >= k+1 {
 			hi = mid
 		} else {
