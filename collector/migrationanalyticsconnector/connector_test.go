@@ -462,7 +462,7 @@ func TestControlVersionFromConfigAndSampleRatio(t *testing.T) {
 		dp.SetTimestamp(ts(at))
 		dp.SetDoubleValue(percent)
 		dp.Attributes().PutStr(attrMigration, "m")
-		in.sketch("m", "2.0", kindUsers, bucket, span64(0, 900))   // control, by config
+		in.sketch("m", "2.0", kindUsers, bucket, span64(0, 900))    // control, by config
 		in.sketch("m", "1.0", kindUsers, bucket, span64(900, 1000)) // candidate: 10 % of users
 		h.send(t, in)
 	}
