@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,12 +26,17 @@ def _close(actual: Any, expected: Any, path: str, tolerance: dict[str, float]) -
     """Every place where two JSON documents differ beyond the fixture's tolerance."""
     if isinstance(expected, dict):
         if not isinstance(actual, dict) or actual.keys() != expected.keys():
-            return [f"{path}: keys {sorted(actual) if isinstance(actual, dict) else actual!r} != {sorted(expected)}"]
+            keys = sorted(actual) if isinstance(actual, dict) else actual
+            return [f"{path}: keys {keys!r} != {sorted(expected)}"]
         return [d for k in expected for d in _close(actual[k], expected[k], f"{path}.{k}", tolerance)]
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{path}: {actual!r} != {expected!r}"]
-        return [d for i, (a, e) in enumerate(zip(actual, expected, strict=True)) for d in _close(a, e, f"{path}[{i}]", tolerance)]
+        return [
+            d
+            for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+            for d in _close(a, e, f"{path}[{i}]", tolerance)
+        ]
     if isinstance(expected, float) and isinstance(actual, (int, float)):
         ok = math.isclose(actual, expected, rel_tol=tolerance["relative"], abs_tol=tolerance["absolute"])
         return [] if ok else [f"{path}: {actual!r} != {expected!r}"]
@@ -41,7 +45,9 @@ def _close(actual: Any, expected: Any, path: str, tolerance: dict[str, float]) -
 
 def test_the_fixture_matches_the_python_functions() -> None:
     stored = json.loads(PATH.read_text())
-    assert stored["mann_whitney"] and stored["verdicts"]["comparisons"], "an empty fixture would prove nothing"
+    assert stored["mann_whitney"] and stored["verdicts"]["comparisons"], (
+        "an empty fixture would prove nothing"
+    )
     assert _close(build(), stored, "$", stored["tolerance"]) == []
 
 
@@ -54,7 +60,9 @@ def test_the_fixture_covers_every_branch() -> None:
     assert {len(c["observed"]) for c in stored["sample_ratio_mismatch"]} >= {2, 3, 4}
 
 
-@pytest.mark.parametrize("case", json.loads(PATH.read_text())["hyperloglog"]["sketches"], ids=lambda c: f"n={c['n']}")
+@pytest.mark.parametrize(
+    "case", json.loads(PATH.read_text())["hyperloglog"]["sketches"], ids=lambda c: f"n={c['n']}"
+)
 def test_the_sketch_registers_are_the_python_sketch(case: dict[str, Any]) -> None:
     sketch = HyperLogLog(np.frombuffer(bytes.fromhex(case["registers"]), dtype=np.uint8).copy())
     assert sketch.estimate() == case["estimate"]
