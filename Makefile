@@ -71,7 +71,13 @@ stack-down:
 unit: install
 	$(PY) -m pytest
 
-test: lint typecheck collector promtool alertmanager browser unit
+test: lint typecheck collector promtool alertmanager browser unit go-test
+
+# The collector component's own Go tests (docs/fleet.md), in its module: vet, then test.
+.PHONY: go-test
+go-test:
+	cd collector/migrationanalyticsconnector && export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false && \
+		go vet ./... && go test ./...
 
 bench: install
 	$(PY) benchmarks/call_overhead.py

@@ -509,3 +509,5 @@ func TestVersionOrder(t *testing.T) {
 	sort.SliceStable(versions, func(i, j int) bool { return versionLess(versions[i], versions[j]) })
 	require.Equal(t, []string{"1.9", "1.9-rc1", "1.10", "2.0", "beta"}, versions)
 }
+
+func timeAt(sec int64) time.Time { return time.Unix(sec, 0) }
