@@ -31,7 +31,11 @@ type harness struct {
 	now     int64
 }
 
-func newHarness(t *testing.T, cfg *Config) *harness {
+func newHarness(t *testing.T, cfg *Config) *harness { return newHarnessWithClock(t, cfg, false) }
+
+// newHarnessWithClock: the test's settable clock, or the real one for tests of the timer (set
+// before Start, so the emitting goroutine never races with the assignment).
+func newHarnessWithClock(t *testing.T, cfg *Config, realClock bool) *harness {
 	t.Helper()
 	f := NewFactory()
 	if cfg == nil {
@@ -46,6 +50,9 @@ func newHarness(t *testing.T, cfg *Config) *harness {
 	h := &harness{logs: lc.(*logsHalf), metrics: mc.(*metricsHalf), sink: sink, now: t0}
 	require.Same(t, h.logs.fleetConnector, h.metrics.fleetConnector, "both halves must share one state")
 	h.logs.clock = func() time.Time { return time.Unix(h.now, 0) }
+	if realClock {
+		h.logs.clock = time.Now
+	}
 	require.NoError(t, lc.Start(context.Background(), componenttest.NewNopHost()))
 	require.NoError(t, mc.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() {
@@ -511,3 +518,40 @@ func TestVersionOrder(t *testing.T) {
 }
 
 func timeAt(sec int64) time.Time { return time.Unix(sec, 0) }
+
+func TestTheTimerEmitsWhileInstancesSend(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.EmitInterval = 20 * time.Millisecond
+	h := newHarnessWithClock(t, cfg, true) // the loop runs on its own timer, on the real clock
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 50 {
+				in := newInstance("svc", "w"+itoa(w))
+				now := time.Now().Unix()
+				in.sum(metricCalls, false, now-1, now, 1, attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrOutcome, "ok")
+				in.sketch("m", "1.0", kindUsers, now/shortWidth*shortWidth, []uint64{uint64(w*1000 + i)})
+				if err := h.metrics.ConsumeMetrics(context.Background(), in.md); err != nil {
+					t.Error(err)
+				}
+				if err := h.logs.ConsumeLogs(context.Background(), in.ld); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	require.Eventually(t, func() bool {
+		for _, md := range h.sink.AllMetrics() {
+			v, ok := lookup(md, "migration.fleet.requests", attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrWindow, windowShort)
+			if ok && v == 200 {
+				users, _ := lookup(md, "migration.fleet.adoption.users", attrMigration, "m", attrVersion, "1.0", attrWindow, windowShort)
+				return math.Abs(users-200) <= 3*hllRelativeError*200
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the timer never emitted all 200 calls")
+}
