@@ -269,8 +269,8 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
         for labels, value in _fleet(stack, "migration_fleet_adoption_users")
         if labels.get("migration_window") == "1h"
     }
-    for version, truth in (("1.0", 1200), ("2.0", 400)):
-        assert abs(users_seen[version] - truth) <= 3 * RELATIVE_ERROR * truth, (version, users_seen)
+    for version, distinct in (("1.0", 1200), ("2.0", 400)):
+        assert abs(users_seen[version] - distinct) <= 3 * RELATIVE_ERROR * distinct, (version, users_seen)
 
     p95 = {
         labels["migration_version"]: value
@@ -278,8 +278,8 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
         if labels.get("migration_window") == "1h" and labels.get("migration_statistic") == "p95"
     }
     for version in raw:
-        truth = float(np.percentile(np.concatenate(raw[version]), 95))
-        assert abs(p95[version] / truth - 1) <= 0.0055, (version, p95[version], truth)
+        pooled_p95 = float(np.percentile(np.concatenate(raw[version]), 95))
+        assert abs(p95[version] / pooled_p95 - 1) <= 0.0055, (version, p95[version], pooled_p95)
 
     # The verdicts the Python code gives on the pooled raw data (one Holm family, as the component).
     settings = AnalyticsSettings()
@@ -302,9 +302,8 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
     )
     value = {"better": 1.0, "worse": -1.0, "inconclusive": 0.0, "no_data": 0.0}
     verdicts = _fleet(stack, "migration_fleet_verdict")
-    assert len(verdicts) == 2, (
-        verdicts
-    )  # one series per (operation, candidate, metric), whatever the instances
+    # One series per (operation, candidate, metric), whatever the number of instances.
+    assert len(verdicts) == 2, verdicts
     by_metric = {labels["migration_metric"]: v for labels, v in verdicts}
     assert by_metric == {v.metric: value[v.state] for v in python}
     assert by_metric["latency"] == -1.0, "2.0 is 30 % slower: the planted regression must be seen"
