@@ -14,12 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from otel_migration._analytics.sketch import HyperLogLog
 from tests.fixtures.make_fleet_statistics import PATH, build, expand, splitmix64
-
-try:
-    from otel_migration._analytics._sketch import HyperLogLog  # type: ignore[import-not-found,unused-ignore]
-except ImportError:
-    from otel_migration._sketch import HyperLogLog
 
 
 def _close(actual: Any, expected: Any, path: str, tolerance: dict[str, float]) -> list[str]:

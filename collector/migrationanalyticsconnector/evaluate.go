@@ -187,7 +187,7 @@ func shiftVerdict(metric, migration, operation, candidate string, control, cand 
 	return shiftVerdictWeighted(metric, migration, operation, candidate, x, y)
 }
 
-// shiftVerdictWeighted is _verdicts.shift_verdict on weighted samples: Mann-Whitney for the
+// shiftVerdictWeighted is _analytics.verdicts.shift_verdict on weighted samples: Mann-Whitney for the
 // p-value, Hodges-Lehmann for the effect, the control's median for the relative minimum effect.
 func shiftVerdictWeighted(metric, migration, operation, candidate string, x, y []weightedValue) verdict {
 	v := verdict{migration: migration, operation: operation, metric: metric, candidate: candidate,
@@ -221,7 +221,7 @@ func errorRateVerdict(migration, operation, candidate string, errC, nC, errT, nT
 	return v
 }
 
-// judge decides a tested verdict as otel_migration/_verdicts.py's _judge does.
+// judge decides a tested verdict as otel_migration/_analytics/verdicts.py's _judge does.
 func judge(v *verdict, adjusted float64, cfg *Config) {
 	v.adjusted = adjusted
 	var bigEnough bool
@@ -257,7 +257,7 @@ func judge(v *verdict, adjusted float64, cfg *Config) {
 }
 
 // judgeFamily Holm-adjusts every tested verdict together (one family: every comparison of a
-// service judged at one moment, as _verdicts.adjust does in process) and decides each state.
+// service judged at one moment, as _analytics.verdicts.adjust does in process) and decides each state.
 func judgeFamily(verdicts []verdict, cfg *Config) {
 	var tested []float64
 	for _, vd := range verdicts {

@@ -5,7 +5,7 @@ import (
 	"math/bits"
 )
 
-// The HyperLogLog of otel_migration/_sketch.py, bit for bit: precision 12 (4,096 one-byte
+// The HyperLogLog of otel_migration/_analytics/sketch.py, bit for bit: precision 12 (4,096 one-byte
 // registers), the index is a hash's top 12 bits, the rank the position of the first set bit of the
 // remaining 52 (1 ... 53), registers merge by maximum. Relative standard error 1.04/sqrt(4096).
 const (

@@ -1,6 +1,6 @@
 package migrationanalyticsconnector
 
-// Names of the contract (docs/fleet.md). Attribute names are those of otel_migration/_semconv.py.
+// Names of the contract (docs/fleet.md). Attribute names are those of otel_migration/_core/semconv.py.
 const (
 	attrServiceName     = "service.name"
 	attrServiceInstance = "service.instance.id"

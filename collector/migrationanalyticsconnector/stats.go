@@ -7,7 +7,7 @@ import (
 	"sort"
 )
 
-// The statistics of otel_migration/_statistics.py on weighted samples: a merged histogram is a
+// The statistics of otel_migration/_analytics/statistics/ on weighted samples: a merged histogram is a
 // list of (value, count) pairs, and each function gives what the Python function gives on the
 // expanded arrays (tests/fixtures/fleet_statistics.json holds the cases both are tested against).
 

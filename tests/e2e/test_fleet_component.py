@@ -26,24 +26,12 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
+from otel_migration._analytics.sketch import HyperLogLog
+from otel_migration._analytics.verdicts import adjust, error_rate_verdict, shift_verdict
+from otel_migration._core.config import AnalyticsSettings
 from tests.fixtures.make_fleet_statistics import splitmix64
 
 from .stack import Stack, binaries, prometheus_samples, wait_until
-
-try:
-    from otel_migration._analytics._sketch import HyperLogLog  # type: ignore[import-not-found,unused-ignore]
-    from otel_migration._analytics._verdicts import (  # type: ignore[import-not-found,unused-ignore]
-        adjust,
-        error_rate_verdict,
-        shift_verdict,
-    )
-except ImportError:
-    from otel_migration._sketch import HyperLogLog
-    from otel_migration._verdicts import adjust, error_rate_verdict, shift_verdict
-try:
-    from otel_migration._core._config import AnalyticsSettings  # type: ignore[import-not-found,unused-ignore]
-except ImportError:
-    from otel_migration._config import AnalyticsSettings
 
 pytestmark = pytest.mark.e2e
 
