@@ -11,10 +11,15 @@ data, one series per migration and no per-instance label.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,12 +36,13 @@ from otel_migration._analytics.verdicts import adjust, error_rate_verdict, shift
 from otel_migration._core.config import AnalyticsSettings
 from tests.fixtures.make_fleet_statistics import splitmix64
 
-from .stack import Stack, binaries, prometheus_samples, wait_until
+from .stack import ROOT, Stack, binaries, prometheus_samples, wait_until
 
 pytestmark = pytest.mark.e2e
 
 SERVICE, MIGRATION, OPERATION = "fleet-e2e", "pricing-v2", "quote"
 SCALE = 6
+FLEET_APP = ROOT / "tests" / "scripts" / "fleet_app.py"
 RELATIVE_ERROR = 1.04 / math.sqrt(4096)
 
 
@@ -295,3 +301,69 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
     by_metric = {labels["migration_metric"]: v for labels, v in verdicts}
     assert by_metric == {v.metric: value[v.state] for v in python}
     assert by_metric["latency"] == -1.0, "2.0 is 30 % slower: the planted regression must be seen"
+
+
+def test_real_sdk_processes_give_one_fleet_series_per_migration(stack: Stack, tmp_path: Path) -> None:
+    """Three processes of the real SDK (a service's workers) -> the component -> Prometheus."""
+    service, migration = "fleet-sdk", "fleet-e2e"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTEL_MIGRATION_"))}
+    env |= stack.otlp_env("http/protobuf") | {
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+    }
+    ranges = [(0, 300), (200, 500), (500, 700)]  # 200-299 are served by two workers
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(FLEET_APP), str(a), str(b), str(tmp_path / f"truth-{i}.jsonl")],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, (a, b) in enumerate(ranges)
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, stderr
+    truth = [
+        json.loads(line) for path in tmp_path.glob("truth-*.jsonl") for line in path.read_text().splitlines()
+    ]
+    calls = {v: sum(1 for t in truth if t["version"] == v) for v in ("1.0", "2.0")}
+    users = {v: len({t["user"] for t in truth if t["version"] == v}) for v in ("1.0", "2.0")}
+
+    def fleet(name: str) -> list[tuple[dict[str, str], float]]:
+        return [
+            (labels, value)
+            for labels, value in prometheus_samples(stack.prometheus_text(), name)
+            if labels.get("job") == service and labels.get("migration_name") == migration
+        ]
+
+    def requests() -> dict[str, float]:
+        return {
+            labels["migration_version"]: value
+            for labels, value in fleet("migration_fleet_requests")
+            if labels.get("migration_window") == "1h"
+        }
+
+    wait_until(lambda: requests() == calls, 30, f"the fleet's requests {calls} (have {requests()})")
+    seen = {
+        labels["migration_version"]: value
+        for labels, value in fleet("migration_fleet_adoption_users")
+        if labels.get("migration_window") == "1h"
+    }
+    for version, distinct in users.items():
+        assert abs(seen[version] - distinct) <= 3 * RELATIVE_ERROR * distinct, (version, seen, users)
+    errors = {
+        labels["migration_version"]: v
+        for labels, v in fleet("migration_fleet_error_rate")
+        if labels.get("migration_window") == "1h"
+    }
+    truth_errors = sum(1 for t in truth if t["outcome"] == "error")
+    assert errors == {"1.0": 0.0, "2.0": truth_errors / calls["2.0"]}
+    verdicts = {labels["migration_metric"]: v for labels, v in fleet("migration_fleet_verdict")}
+    assert len(fleet("migration_fleet_verdict")) == 2 and verdicts["latency"] == -1.0, verdicts
+    instances = [
+        v
+        for labels, v in prometheus_samples(stack.prometheus_text(), "migration_fleet_instances")
+        if labels.get("job") == service
+    ]
+    assert instances == [3.0]
