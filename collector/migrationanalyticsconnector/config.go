@@ -16,7 +16,7 @@ type Config struct {
 	MaxSeries int `mapstructure:"max_series"`
 	// HistogramMaxSize caps the buckets of a merged exponential histogram (it downscales beyond).
 	HistogramMaxSize int `mapstructure:"histogram_max_size"`
-	// StreamTTL: the baseline of a cumulative stream, and an instance, are forgotten after this silence.
+	// StreamTTL: an instance, with the baselines of its cumulative streams, is forgotten after this silence.
 	StreamTTL time.Duration `mapstructure:"stream_ttl"`
 	// ControlVersions maps a migration name to its control version; default: the lowest version.
 	ControlVersions map[string]string `mapstructure:"control_versions"`

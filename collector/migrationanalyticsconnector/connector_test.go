@@ -555,3 +555,53 @@ func TestTheTimerEmitsWhileInstancesSend(t *testing.T) {
 		return false
 	}, 10*time.Second, 10*time.Millisecond, "the timer never emitted all 200 calls")
 }
+
+func TestStreamsThatAppearLate(t *testing.T) {
+	tests := []struct {
+		name       string
+		start      int64 // the process's start (the cumulative streams' start time)
+		wantErrors float64
+	}{
+		// The component saw the process start: an outcome first exported ten minutes later is new.
+		{"in a process the component saw start, a new stream counts in full", t0 - 30, 2 + 1},
+		// The process predates the component: its first point of any stream is only a baseline.
+		{"in a process older than the component, a new stream starts from a baseline", t0 - 7200, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			send := func(at int64, outcome string, value int64) {
+				h.now = at
+				in := newInstance("svc", "p")
+				in.sum(metricCalls, true, tt.start, at, value, attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrOutcome, outcome)
+				h.send(t, in)
+			}
+			send(t0-20, "ok", 5)
+			send(t0+600, "error", 2)
+			send(t0+660, "error", 3)
+			md := h.emit(t)
+			require.Equal(t, tt.wantErrors, gauge(t, md, "migration.fleet.errors", attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrWindow, windowShort))
+		})
+	}
+}
+
+func TestBaselinesLeaveWithTheirInstance(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, id := range []string{"alive", "gone"} {
+		in := newInstance("svc", id)
+		in.sum(metricCalls, true, t0-30, t0, 4, attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrOutcome, "ok")
+		h.send(t, in)
+	}
+	h.now = t0 + 600 // ten minutes: only "alive" keeps exporting (unchanged: no new calls)
+	in := newInstance("svc", "alive")
+	in.sum(metricCalls, true, t0-30, t0+600, 4, attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrOutcome, "ok")
+	h.send(t, in)
+	h.now = t0 + 1200 // "gone" has been silent for 20 minutes, beyond stream_ttl (15)
+	in = newInstance("svc", "alive")
+	in.sum(metricCalls, true, t0-30, t0+1200, 4, attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrOutcome, "ok")
+	h.send(t, in)
+	md := h.emit(t)
+	require.Equal(t, 1.0, gauge(t, md, "migration.fleet.instances"))
+	require.Len(t, h.logs.state.streams, 1, "the dead instance's baseline is dropped, the live one's kept")
+	require.Equal(t, 8.0, gauge(t, md, "migration.fleet.requests", attrMigration, "m", attrOperation, "op", attrVersion, "1.0", attrWindow, windowShort), "what both did stays in the window")
+}

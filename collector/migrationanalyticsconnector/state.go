@@ -149,10 +149,20 @@ type sketchKey struct{ service, migration, version, kind string }
 
 // stream is the previous point of one cumulative stream of one instance.
 type stream struct {
+	instance [2]string
 	start    uint64
-	lastSeen int64
 	sum      float64
 	hist     *expHist
+}
+
+// instanceState: when an instance was last heard of, and whether the component has seen it since
+// it started (its first cumulative point began within one short bucket of the process's start).
+// Then a stream it has never sent before is new and counts in full, whenever it appears (an error
+// outcome first seen after an hour); otherwise the process predates the component, which may have
+// missed earlier points, and a stream's first point is only its baseline.
+type instanceState struct {
+	lastSeen          int64
+	decided, complete bool
 }
 
 type rolloutState struct {
@@ -169,7 +179,7 @@ type state struct {
 	series    map[string]*series
 	sketches  map[sketchKey]*windows[*hll]
 	streams   map[string]*stream
-	instances map[[2]string]int64
+	instances map[[2]string]*instanceState
 	rollouts  map[[2]string]*rolloutState
 	history   map[[2]string][]ratioAt
 	refused   map[string]int64
@@ -182,7 +192,7 @@ func newState(cfg *Config, started time.Time) *state {
 		series:    map[string]*series{},
 		sketches:  map[sketchKey]*windows[*hll]{},
 		streams:   map[string]*stream{},
-		instances: map[[2]string]int64{},
+		instances: map[[2]string]*instanceState{},
 		rollouts:  map[[2]string]*rolloutState{},
 		history:   map[[2]string][]ratioAt{},
 		refused:   map[string]int64{},
@@ -262,27 +272,45 @@ func (s *state) getSeries(service, metric, attrKey string, attrs []kv, histogram
 	return sr
 }
 
-// baseline finds or creates the stream of a cumulative point; nil when refused.
-func (s *state) baseline(service, instance, metric, attrKey string) (*stream, bool) {
+// seen records that an instance sent something now.
+func (s *state) seen(service, instance string, now int64) {
+	if instance == "" {
+		return
+	}
+	key := [2]string{service, instance}
+	if in, ok := s.instances[key]; ok {
+		in.lastSeen = now
+		return
+	}
+	s.instances[key] = &instanceState{lastSeen: now}
+}
+
+// baseline finds or creates the stream of a cumulative point; nil when refused. countFirst says
+// whether the first point of a new stream counts in full (see instanceState).
+func (s *state) baseline(service, instance, metric, attrKey string, start pcommon.Timestamp, t int64) (st *stream, first, countFirst bool) {
 	if instance == "" {
 		s.refuse(reasonNoInstance)
-		return nil, false
+		return nil, false, false
 	}
 	key := service + "\x00" + instance + "\x00" + metric + "\x00" + attrKey
 	if st, ok := s.streams[key]; ok {
-		return st, false
+		return st, false, false
 	}
 	if s.full() {
 		s.refuse(reasonMaxSeries)
-		return nil, false
+		return nil, false, false
 	}
-	st := &stream{}
+	in := s.instances[[2]string{service, instance}]
+	if !in.decided {
+		in.decided, in.complete = true, recentStart(start, t)
+	}
+	st = &stream{instance: [2]string{service, instance}}
 	s.streams[key] = st
-	return st, true
+	return st, true, in.complete || recentStart(start, t)
 }
 
-// recentStart says whether a stream's first point covers only its own recent life, so that it
-// may count in full (a process that just started) rather than only set the baseline.
+// recentStart says whether a stream's first point covers only its own recent life (a process
+// that just started).
 func recentStart(start pcommon.Timestamp, t int64) bool {
 	return start != 0 && t-int64(start/1e9) <= shortWidth
 }
@@ -292,9 +320,7 @@ func (s *state) consumeMetrics(md pmetric.Metrics, now int64) {
 	defer s.mu.Unlock()
 	for _, rm := range md.ResourceMetrics().All() {
 		service, instance := resourceIdentity(rm.Resource())
-		if instance != "" {
-			s.instances[[2]string{service, instance}] = now
-		}
+		s.seen(service, instance, now)
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, m := range sm.Metrics().All() {
 				s.consumeMetric(service, instance, m, now)
@@ -342,19 +368,19 @@ func (s *state) consumeSum(service, instance, name string, attrMap pcommon.Map, 
 	attrs, attrKey := sortedAttrs(attrMap)
 	delta := value
 	if cumulative {
-		st, first := s.baseline(service, instance, name, attrKey)
+		st, first, countFirst := s.baseline(service, instance, name, attrKey, start, t)
 		if st == nil {
 			return
 		}
 		switch {
-		case first && !recentStart(start, t):
+		case first && !countFirst:
 			delta = 0
 		case first || uint64(start) != st.start || value < st.sum:
 			delta = value
 		default:
 			delta = value - st.sum
 		}
-		st.start, st.sum, st.lastSeen = uint64(start), value, now
+		st.start, st.sum = uint64(start), value
 	}
 	if delta == 0 {
 		return
@@ -373,12 +399,12 @@ func (s *state) consumeHist(service, instance, name string, dp pmetric.Exponenti
 	point := histFromPoint(dp)
 	delta := point
 	if cumulative {
-		st, first := s.baseline(service, instance, name, attrKey)
+		st, first, countFirst := s.baseline(service, instance, name, attrKey, dp.StartTimestamp(), t)
 		if st == nil {
 			return
 		}
 		switch {
-		case first && !recentStart(dp.StartTimestamp(), t):
+		case first && !countFirst:
 			delta = nil
 		case first || uint64(dp.StartTimestamp()) != st.start || st.hist == nil:
 			delta = point
@@ -387,7 +413,7 @@ func (s *state) consumeHist(service, instance, name string, dp pmetric.Exponenti
 				delta = d
 			}
 		}
-		st.start, st.hist, st.lastSeen = uint64(dp.StartTimestamp()), point, now
+		st.start, st.hist = uint64(dp.StartTimestamp()), point
 	}
 	if delta == nil || delta.count == 0 {
 		return
@@ -524,9 +550,7 @@ func (s *state) consumeLogs(ld plog.Logs, now int64) []error {
 	var errs []error
 	for _, rl := range ld.ResourceLogs().All() {
 		service, instance := resourceIdentity(rl.Resource())
-		if instance != "" {
-			s.instances[[2]string{service, instance}] = now
-		}
+		s.seen(service, instance, now)
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
 				if !isSketch(lr) {
@@ -564,8 +588,10 @@ func (s *state) consumeLogs(ld plog.Logs, now int64) []error {
 	return errs
 }
 
-// expire drops what left the longest window, baselines and instances silent for stream_ttl and
-// rollouts no instance reports any more: memory follows the live fleet, not its history.
+// expire drops what left the longest window, instances silent for stream_ttl with their
+// baselines (only with them: a live instance's baseline that expired on its own would make its
+// next point count twice), and rollouts no instance reports any more: memory follows the live
+// fleet, not its history.
 func (s *state) expire(now int64) {
 	for key, sr := range s.series {
 		empty := true
@@ -584,14 +610,14 @@ func (s *state) expire(now int64) {
 		}
 	}
 	ttl := int64(s.cfg.StreamTTL / time.Second)
-	for key, st := range s.streams {
-		if st.lastSeen <= now-ttl {
-			delete(s.streams, key)
+	for key, in := range s.instances {
+		if in.lastSeen <= now-ttl {
+			delete(s.instances, key)
 		}
 	}
-	for key, seen := range s.instances {
-		if seen <= now-ttl {
-			delete(s.instances, key)
+	for key, st := range s.streams {
+		if _, alive := s.instances[st.instance]; !alive {
+			delete(s.streams, key)
 		}
 	}
 	for key, r := range s.rollouts {
