@@ -200,7 +200,9 @@ func newState(cfg *Config, started time.Time) *state {
 	}
 }
 
-func (s *state) seriesCount() int { return len(s.series) + len(s.sketches) + len(s.streams) }
+func (s *state) seriesCount() int {
+	return len(s.series) + len(s.sketches) + len(s.streams) + len(s.rollouts)
+}
 
 func (s *state) full() bool { return s.seriesCount() >= s.cfg.MaxSeries }
 
@@ -457,6 +459,10 @@ func (s *state) consumeRollout(service string, m pmetric.Metric, now int64) {
 		key := [2]string{service, migration.AsString()}
 		r, ok := s.rollouts[key]
 		if !ok {
+			if s.full() {
+				s.refuse(reasonMaxSeries)
+				continue
+			}
 			r = &rolloutState{value: value, since: now}
 			s.rollouts[key] = r
 		}
