@@ -76,7 +76,7 @@ test: lint typecheck collector promtool alertmanager browser unit go-test
 # The collector component's own Go tests (docs/fleet.md), in its module: vet, then test.
 .PHONY: go-test
 go-test:
-	cd collector/migrationanalyticsconnector && export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false && \
+	cd collector/migrationanalyticsconnector && export PATH="$$PATH:/usr/local/go/bin" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false && \
 		go vet ./... && go test ./...
 
 bench: install
