@@ -72,7 +72,13 @@ stack-down:
 unit: install
 	$(PY) -m pytest
 
-test: lint typecheck collector promtool alertmanager browser dashboards-check unit
+test: lint typecheck collector promtool alertmanager browser dashboards-check go-test unit
+
+# The collector component's own Go tests (docs/fleet.md), in its module: vet, then test.
+.PHONY: go-test
+go-test:
+	cd collector/migrationanalyticsconnector && export PATH="$$PATH:/usr/local/go/bin" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false && \
+		go vet ./... && go test ./...
 
 bench: install
 	$(PY) benchmarks/call_overhead.py

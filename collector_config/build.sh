@@ -89,11 +89,19 @@ JAEGER_BIN="${BIN_DIR}/jaeger"
 OTELCOL_STAMP_FILE="${CACHE}/otelcol-migration.stamp"
 JAEGER_STAMP_FILE="${CACHE}/jaeger.stamp"
 
+# The local components (builder-config.yaml `path:` entries) are part of the binary: their sources
+# (not their tests) go into the stamp, so editing the component rebuilds the collector.
+REPO_ROOT="$(cd "${SCRIPT_DIR}/.." && pwd)"
+local_component_sources() {
+  (cd "${REPO_ROOT}" && find collector -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
+    ! -name '*_test.go' | LC_ALL=C sort | xargs -r sha256sum)
+}
 OTELCOL_STAMP="$(
   {
     echo "ocb=${OCB_MODULE}@${OCB_VERSION}"
     echo "go=${GO_VERSION}"
     cat "${BUILDER_CONFIG}"
+    local_component_sources
   } | sha256
 )"
 # ---- Jaeger UI assets ---------------------------------------------------------
@@ -147,8 +155,15 @@ build_otelcol() {
   local out="${WORK_DIR}/otelcol-migration"
   local cfg="${WORK_DIR}/builder-config.yaml"
   rm -rf "${out}"
-  sed -E "s#^([[:space:]]*output_path:).*#\1 ${out}#" "${BUILDER_CONFIG}" >"${cfg}"
+  # Local modules' `path:` is relative to the manifest's directory; ocb would resolve it against
+  # its own working directory, so make it absolute.
+  sed -E -e "s#^([[:space:]]*output_path:).*#\1 ${out}#" \
+    -e "s#^([[:space:]]*path:[[:space:]]*)([^/[:space:]].*)\$#\1${SCRIPT_DIR}/\2#" \
+    "${BUILDER_CONFIG}" >"${cfg}"
   grep -q "output_path: ${out}\$" "${cfg}" || die "could not set output_path in ${cfg}"
+  if grep -Eq '^[[:space:]]*path:[[:space:]]*[^/[:space:]]' "${cfg}"; then
+    die "a local module path in ${cfg} is still relative"
+  fi
 
   log "building otelcol-migration with ocb (sources in ${out})"
   "${TOOLS_DIR}/builder" --config "${cfg}"

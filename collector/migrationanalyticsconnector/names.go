@@ -1,0 +1,56 @@
+package migrationanalyticsconnector
+
+// Names of the contract (docs/fleet.md). Attribute names are those of otel_migration/_core/semconv.py.
+const (
+	attrServiceName     = "service.name"
+	attrServiceInstance = "service.instance.id"
+
+	attrMigration = "migration.name"
+	attrVersion   = "migration.version"
+	attrOperation = "migration.operation"
+	attrOutcome   = "migration.outcome"
+	attrWindow    = "migration.window"
+	attrStage     = "migration.adoption.stage"
+	attrStatistic = "migration.statistic"
+	attrMetric    = "migration.metric"
+	attrReason    = "migration.fleet.refused.reason"
+
+	attrSketchKind      = "migration.sketch.kind"
+	attrSketchStart     = "migration.sketch.bucket.start"
+	attrSketchWidth     = "migration.sketch.bucket.width"
+	attrSketchPrecision = "migration.sketch.precision"
+	attrEventName       = "event.name"
+
+	sketchEvent = "migration.state.sketch"
+
+	kindUsers      = "users"
+	kindSessions   = "sessions"
+	kindErrorUsers = "error_users"
+
+	outcomeError = "error"
+
+	statePrefix       = "migration.state."
+	metricCalls       = "migration.state.calls"
+	metricDuration    = "migration.state.duration"
+	metricCost        = "migration.state.llm.cost"
+	metricQuality     = "migration.state.quality.score"
+	metricRolloutPct  = "migration.rollout.percent"
+	fleetPrefix       = "migration.fleet."
+	allOperations     = "*"
+	scopeName         = "github.com/otel-migration/otel-migration/collector/migrationanalyticsconnector"
+	srmMinUsers       = 100
+	srmAlpha          = 0.001
+	windowShort       = "1h"
+	windowLong        = "24h"
+	verdictConfidence = 0.95
+)
+
+// Reasons a point or sketch is refused (the migration.fleet.refused.reason attribute).
+const (
+	reasonMaxSeries   = "max_series"
+	reasonNoInstance  = "no_instance_id"
+	reasonInvalid     = "invalid_sketch"
+	reasonTooOld      = "too_old"
+	reasonFuture      = "future"
+	reasonUnsupported = "unsupported_point"
+)

@@ -1,0 +1,72 @@
+"""The shared fixture of the fleet statistics still says what the Python functions compute.
+
+``tests/fixtures/fleet_statistics.json`` is what the collector component's Go tests check
+themselves against; this test recomputes every expected output with the project's own functions,
+so a change on the Python side that is not carried to the fixture (and thus to Go) fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from otel_migration._analytics.sketch import HyperLogLog
+from tests.fixtures.make_fleet_statistics import PATH, build, expand, splitmix64
+
+
+def _close(actual: Any, expected: Any, path: str, tolerance: dict[str, float]) -> list[str]:
+    """Every place where two JSON documents differ beyond the fixture's tolerance."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict) or actual.keys() != expected.keys():
+            keys = sorted(actual) if isinstance(actual, dict) else actual
+            return [f"{path}: keys {keys!r} != {sorted(expected)}"]
+        return [d for k in expected for d in _close(actual[k], expected[k], f"{path}.{k}", tolerance)]
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{path}: {actual!r} != {expected!r}"]
+        return [
+            d
+            for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+            for d in _close(a, e, f"{path}[{i}]", tolerance)
+        ]
+    if isinstance(expected, float) and isinstance(actual, (int, float)):
+        ok = math.isclose(actual, expected, rel_tol=tolerance["relative"], abs_tol=tolerance["absolute"])
+        return [] if ok else [f"{path}: {actual!r} != {expected!r}"]
+    return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
+
+
+def test_the_fixture_matches_the_python_functions() -> None:
+    stored = json.loads(PATH.read_text())
+    assert stored["mann_whitney"] and stored["verdicts"]["comparisons"], (
+        "an empty fixture would prove nothing"
+    )
+    assert _close(build(), stored, "$", stored["tolerance"]) == []
+
+
+def test_the_fixture_covers_every_branch() -> None:
+    stored = json.loads(PATH.read_text())
+    assert {c["method"] for c in stored["mann_whitney"]} == {"exact", "asymptotic"}
+    assert any(c["low"] is None for c in stored["hodges_lehmann"]), "no case with an unreachable interval"
+    states = {c["expected"]["state"] for c in stored["verdicts"]["comparisons"]}
+    assert states == {"better", "worse", "inconclusive"}
+    assert {len(c["observed"]) for c in stored["sample_ratio_mismatch"]} >= {2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    "case", json.loads(PATH.read_text())["hyperloglog"]["sketches"], ids=lambda c: f"n={c['n']}"
+)
+def test_the_sketch_registers_are_the_python_sketch(case: dict[str, Any]) -> None:
+    sketch = HyperLogLog(np.frombuffer(bytes.fromhex(case["registers"]), dtype=np.uint8).copy())
+    assert sketch.estimate() == case["estimate"]
+    if case["n"] >= 1000:
+        assert abs(sketch.estimate() - case["n"]) <= 3 * 1.04 / 64 * case["n"]
+
+
+def test_expand_and_mixer() -> None:
+    assert expand([[1.5, 2], [3.0, 1]]).tolist() == [1.5, 1.5, 3.0]
+    # The reference value of splitmix64 from 0 (Vigna's splitmix64.c, first output for seed 0).
+    assert splitmix64(0) == 0xE220A8397B1DCDAF
