@@ -53,7 +53,7 @@ def _bound_label(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else f"{bound:g}"
 
 
-def _verdict_text(fact: VerdictFact, improvements: dict[tuple[str, str, str, str], float]) -> str:
+def _verdict_text(fact: VerdictFact, improvements: dict[tuple[str, ...], float]) -> str:
     """The verdict in words: the statistical reason when the source has it, else what the gauge says."""
     where = "all operations" if fact.operation == "*" else fact.operation
     what = _METRIC_WORDS.get(fact.metric, fact.metric)
@@ -72,6 +72,18 @@ def _verdict_text(fact: VerdictFact, improvements: dict[tuple[str, str, str, str
                 text += f" ({', '.join(parts)})"
         return text + "."
     return f"{fact.version} on {where}, {what}: not decided (too few calls, or no significant difference)."
+
+
+def _row_key(r: Figure) -> tuple[object, ...]:
+    return (
+        r.section,
+        r.metric,
+        r.migration,
+        r.operation,
+        version_key(r.version),
+        _label_key(r.label),
+        r.at or 0,
+    )
 
 
 def build(m: Measurements) -> Figures:
@@ -126,16 +138,16 @@ def build(m: Measurements) -> Figures:
     for (mig, ver, model, tier), n in m.llm_calls.items():
         add(Figure("cost", "llm_calls", n, mig, ver, label=model, text=tier))
     spend = _sum_by(((mig, ver), usd) for (mig, ver, _, _), usd in m.cost.items())
-    calls = _sum_by(((mig, ver), n) for (mig, ver, _, _), n in m.llm_calls.items())
-    for (mig, ver), n in calls.items():
+    llm_calls = _sum_by(((mig, ver), n) for (mig, ver, _, _), n in m.llm_calls.items())
+    for (mig, ver), n in llm_calls.items():
         add(Figure("cost", "cost_per_call_usd", _ratio(spend.get((mig, ver), 0.0), n), mig, ver))
     for (budget, period), utilization in m.budgets.items():
         add(Figure("cost", "budget_utilization", utilization, label=f"{budget} ({period})"))
 
     # -- quality and NPS --------------------------------------------------------------------------
-    for (mig, ver), (total, count) in m.quality.items():
-        add(Figure("quality", "quality_mean", _ratio(total, count), mig, ver))
-        add(Figure("quality", "quality_scores", count, mig, ver))
+    for (mig, ver), (score_sum, scores) in m.quality.items():
+        add(Figure("quality", "quality_mean", _ratio(score_sum, scores), mig, ver))
+        add(Figure("quality", "quality_scores", scores, mig, ver))
     for (mig, ver, action), n in m.actions.items():
         add(Figure("quality", "actions", n, mig, ver, label=action))
     nps = dict(m.nps)
@@ -148,6 +160,5 @@ def build(m: Measurements) -> Figures:
         add(Figure("quality", "nps", _ratio(100 * net, answers), mig, ver))
         add(Figure("quality", "nps_answers", answers, mig, ver))
 
-    rows.sort(key=lambda r: (r.section, r.metric, r.migration, r.operation, version_key(r.version), _label_key(r.label),
-                             r.at or 0.0))  # fmt: skip
+    rows.sort(key=_row_key)
     return Figures(m.source, m.taken_at, tuple(rows), tuple(m.notes))

@@ -28,7 +28,12 @@ _CATEGORY_COLOURS = {
     "syntax": "#17BECF",
     "unknown": "#7F7F7F",
 }
-_ACTION_COLOURS = {"approved": "#54A24B", "edited": "#EECA3B", "regenerated": "#F58518", "abandoned": "#E45756"}
+_ACTION_COLOURS = {
+    "approved": "#54A24B",
+    "edited": "#EECA3B",
+    "regenerated": "#F58518",
+    "abandoned": "#E45756",
+}
 _STAT_COLOURS = {"p50": "#9ECAE9", "p95": "#3B75AF", "mean": "#7F7F7F"}
 _STATE_STYLE = {1.0: ("better", "#2E7D32"), -1.0: ("worse", "#C62828"), 0.0: ("not decided", "#616161")}
 _LAYOUT: dict[str, Any] = {
@@ -184,7 +189,9 @@ class _Page:
         errors = self.rows("errors", "errors")
         if errors:
             categories = sorted({r.label for r in errors})
-            versions = sorted({(r.migration, r.version) for r in errors}, key=lambda k: (k[0], version_key(k[1])))
+            versions = sorted(
+                {(r.migration, r.version) for r in errors}, key=lambda k: (k[0], version_key(k[1]))
+            )
             data = []
             for category in categories:
                 counts = {(r.migration, r.version): r.value for r in errors if r.label == category}
@@ -252,9 +259,15 @@ class _Page:
                     "hovertemplate": "%{x}: %{y:.1f} % (%{customdata:.0f} calls)",
                 }
             )
-        title = f"Latency distribution of {operation}{' (' + migration + ')' if self.several else ''}: all calls"
+        title = (
+            f"Latency distribution of {operation}{' (' + migration + ')' if self.several else ''}: all calls"
+        )
         return self.chart(
-            data, title, barmode="group", yaxis={"title": "% of the version's calls"}, xaxis={"title": "duration"}
+            data,
+            title,
+            barmode="group",
+            yaxis={"title": "% of the version's calls"},
+            xaxis={"title": "duration"},
         )
 
     def verdicts(self) -> list[str]:
@@ -264,9 +277,8 @@ class _Page:
             items = []
             for r in verdicts:
                 word, colour = _STATE_STYLE.get(r.value or 0.0, _STATE_STYLE[0.0])
-                items.append(
-                    f'<li><span class="badge" style="background:{colour}">{word}</span>{html.escape(r.text)}</li>'
-                )
+                badge = f'<span class="badge" style="background:{colour}">{word}</span>'
+                items.append(f"<li>{badge}{html.escape(r.text)}</li>")
             charts.append(f'<ul class="verdicts">{"".join(items)}</ul>')
         improvements = self.rows("verdicts", "improvement_pct")
         if improvements:
@@ -298,7 +310,9 @@ class _Page:
         charts = []
         cost = self.rows("cost", "cost_usd")
         if cost:
-            versions = sorted({(r.migration, r.version) for r in cost}, key=lambda k: (k[0], version_key(k[1])))
+            versions = sorted(
+                {(r.migration, r.version) for r in cost}, key=lambda k: (k[0], version_key(k[1]))
+            )
             data = []
             for model in sorted({r.label for r in cost}):
                 spent = {(r.migration, r.version): r.value for r in cost if r.label == model}
@@ -331,7 +345,10 @@ class _Page:
                     "gauge": {
                         "axis": {"range": [0, max(100, 100 * (r.value or 0.0))]},
                         "bar": {"color": "#C62828" if (r.value or 0.0) >= 0.9 else "#4C78A8"},
-                        "steps": [{"range": [50, 90], "color": "#FFF3C4"}, {"range": [90, 100], "color": "#FDE2E1"}],
+                        "steps": [
+                            {"range": [50, 90], "color": "#FFF3C4"},
+                            {"range": [90, 100], "color": "#FDE2E1"},
+                        ],
                     },
                 }
                 for i, r in enumerate(budgets)
@@ -343,11 +360,17 @@ class _Page:
         charts = []
         means = self.rows("quality", "quality_mean")
         if means:
-            charts.append(self.bars_by_version(means, "Mean quality score (0-100)", "score", yaxis={"range": [0, 105]}))
+            charts.append(
+                self.bars_by_version(means, "Mean quality score (0-100)", "score", yaxis={"range": [0, 105]})
+            )
         actions = self.rows("quality", "actions")
         if actions:
-            versions = sorted({(r.migration, r.version) for r in actions}, key=lambda k: (k[0], version_key(k[1])))
-            totals = {k: sum(r.value or 0.0 for r in actions if (r.migration, r.version) == k) for k in versions}
+            versions = sorted(
+                {(r.migration, r.version) for r in actions}, key=lambda k: (k[0], version_key(k[1]))
+            )
+            totals = {
+                k: sum(r.value or 0.0 for r in actions if (r.migration, r.version) == k) for k in versions
+            }
             data = []
             for action in ("approved", "edited", "regenerated", "abandoned"):
                 counts = {(r.migration, r.version): r.value or 0.0 for r in actions if r.label == action}
@@ -364,7 +387,9 @@ class _Page:
                         }
                     )
             charts.append(
-                self.chart(data, "What users did with the answers", barmode="stack", yaxis={"title": "% of answers"})
+                self.chart(
+                    data, "What users did with the answers", barmode="stack", yaxis={"title": "% of answers"}
+                )
             )
         nps = self.rows("quality", "nps")
         if nps:
@@ -412,8 +437,10 @@ def render_html(figures: Figures, *, title: str = "Migration report") -> str:
     sections = []
     for name, heading in SECTIONS:
         parts = builders[name]()
-        body = f'<div class="grid">{"".join(parts)}</div>' if parts else (
-            '<p class="empty">No data for this section in this source.</p>'
+        body = (
+            f'<div class="grid">{"".join(parts)}</div>'
+            if parts
+            else ('<p class="empty">No data for this section in this source.</p>')
         )
         if name == "verdicts" and parts and parts[0].startswith("<ul"):
             body = parts[0] + (f'<div class="grid">{"".join(parts[1:])}</div>' if parts[1:] else "")
@@ -423,7 +450,7 @@ def render_html(figures: Figures, *, title: str = "Migration report") -> str:
     if figures.migrations():
         subtitle += f" · migrations: {html.escape(', '.join(figures.migrations()))}"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
         f"<body><header><h1>{html.escape(title)}</h1><p>{subtitle}</p></header>"

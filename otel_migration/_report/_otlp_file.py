@@ -89,7 +89,11 @@ class _Reader:
                 self._cumulative(self.histograms, name, resource, metric["histogram"], _histogram)
             elif "gauge" in metric:
                 for point in metric["gauge"].get("dataPoints", ()):
-                    t, attrs, value = int(point.get("timeUnixNano", 0)), _attrs(point.get("attributes")), _number(point)
+                    t, attrs, value = (
+                        int(point.get("timeUnixNano", 0)),
+                        _attrs(point.get("attributes")),
+                        _number(point),
+                    )
                     self.latest_ns = max(self.latest_ns, t)
                     key = (name, resource, attrs)
                     if key not in self.gauges or self.gauges[key][0] <= t:
@@ -106,7 +110,10 @@ class _Reader:
             key = (name, resource, attrs, "delta" if delta else str(point.get("startTimeUnixNano", "")))
             seen = store.get(key)
             if delta and seen is not None:
-                store[key] = (max(t, seen[0]), seen[1] + value if isinstance(value, float) else seen[1].merged(value))
+                store[key] = (
+                    max(t, seen[0]),
+                    seen[1] + value if isinstance(value, float) else seen[1].merged(value),
+                )
             elif seen is None or seen[0] <= t:
                 store[key] = (t, value)
 

@@ -28,12 +28,14 @@ def from_process(snapshots: Sequence[Snapshot]) -> Measurements:
 
         ordered = [snapshot()]
     latest = ordered[-1]
-    m = Measurements(source="this process (otel_migration.snapshot())", taken_at=latest.taken_at or time.time())
+    m = Measurements(
+        source="this process (otel_migration.snapshot())", taken_at=latest.taken_at or time.time()
+    )
 
     for s in ordered:
-        for mig in s.migrations.values():
-            m.adoption.append((mig.name, "1h", s.taken_at, mig.adoption.ratio_1h))
-            m.adoption.append((mig.name, "24h", s.taken_at, mig.adoption.ratio_24h))
+        for ms in s.migrations.values():
+            m.adoption.append((ms.name, "1h", s.taken_at, ms.adoption.ratio_1h))
+            m.adoption.append((ms.name, "24h", s.taken_at, ms.adoption.ratio_24h))
     for mig in latest.migrations.values():
         m.stages[mig.name] = mig.adoption.stage
         for adoption in mig.adoption.versions:
@@ -51,19 +53,19 @@ def from_process(snapshots: Sequence[Snapshot]) -> Measurements:
 
     if telemetry is None:
         return m
-    for key, n in telemetry.recorder.request_counts().items():
-        m.requests[key] = float(n)
-    for (mig, op, ver, _type, category), n in telemetry.recorder.error_counts().items():
-        m.errors[(mig, op, ver, category)] = m.errors.get((mig, op, ver, category), 0.0) + n
+    for call, n in telemetry.recorder.request_counts().items():
+        m.requests[call] = float(n)
+    for (name, op, ver, _type, category), n in telemetry.recorder.error_counts().items():
+        m.errors[(name, op, ver, category)] = m.errors.get((name, op, ver, category), 0.0) + n
     llm = telemetry.llm
-    for (mig, ver, _phase, _provider, model, tier), usd in dict(llm.cost).items():
-        m.cost[(mig, ver, model, tier)] = m.cost.get((mig, ver, model, tier), 0.0) + usd
-    for (mig, ver, _phase, _provider, model, tier, _outcome), n in dict(llm.calls).items():
-        m.llm_calls[(mig, ver, model, tier)] = m.llm_calls.get((mig, ver, model, tier), 0.0) + n
+    for (name, ver, _phase, _provider, model, tier), usd in dict(llm.cost).items():
+        m.cost[(name, ver, model, tier)] = m.cost.get((name, ver, model, tier), 0.0) + usd
+    for (name, ver, _phase, _provider, model, tier, _outcome), n in dict(llm.calls).items():
+        m.llm_calls[(name, ver, model, tier)] = m.llm_calls.get((name, ver, model, tier), 0.0) + n
     for name, period, utilization in llm_budgets.utilization():
         m.budgets[(name, period)] = utilization
     for stats in telemetry.quality.stats():
-        key = (stats.migration, stats.version)
+        key: tuple[str, ...] = (stats.migration, stats.version)
         total, count = m.quality.get(key, (0.0, 0.0))
         if stats.mean_score is not None:
             m.quality[key] = (total + stats.mean_score * stats.scores, count + stats.scores)

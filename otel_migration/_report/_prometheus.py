@@ -87,7 +87,9 @@ def _labels(result: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in result["metric"].items() if k != "__name__"}
 
 
-def from_prometheus(url: str, *, range_s: float = 86_400.0, timeout: float = 10.0, at: float | None = None) -> Measurements:
+def from_prometheus(
+    url: str, *, range_s: float = 86_400.0, timeout: float = 10.0, at: float | None = None
+) -> Measurements:
     """Measurements from the Prometheus at ``url``, now (or ``at``), with ``range_s`` of adoption history."""
     client = _Client(url, timeout)
     now = time.time() if at is None else at
@@ -113,7 +115,9 @@ def from_prometheus(url: str, *, range_s: float = 86_400.0, timeout: float = 10.
     return to_measurements(series, _wire)
 
 
-def _histograms(client: _Client, prom: str, instant: Mapping[str, str]) -> list[tuple[dict[str, str], Histogram]]:
+def _histograms(
+    client: _Client, prom: str, instant: Mapping[str, str]
+) -> list[tuple[dict[str, str], Histogram]]:
     """Each series' buckets (cumulative in Prometheus) as per-bucket counts, with the sum of values."""
     buckets: dict[tuple[tuple[str, str], ...], dict[float, float]] = defaultdict(dict)
     for result in client.get("/api/v1/query", query=f"{prom}_bucket", **instant):

@@ -62,9 +62,9 @@ def to_measurements(series: Series, wire: Callable[[str], str]) -> Measurements:
     m.durations = latest(sc.METRIC_PERFORMANCE_DURATION, NAME, OP, VER, sc.MIGRATION_STATISTIC)
     m.improvements = latest(sc.METRIC_PERFORMANCE_IMPROVEMENT, NAME, OP, VER, sc.MIGRATION_STATISTIC)
     for attrs, hist in series.histograms.get(sc.METRIC_DURATION, ()):
-        key = (attrs.get(wire(NAME), ""), attrs.get(wire(OP), ""), attrs.get(wire(VER), ""))
-        seen = m.histograms.get(key)
-        m.histograms[key] = hist if seen is None else seen.merged(hist)
+        call = a(attrs, NAME, OP, VER)
+        seen = m.histograms.get(call)
+        m.histograms[call] = hist if seen is None else seen.merged(hist)
 
     for attrs, at, ratio in series.ratio_history:
         m.adoption.append((attrs.get(wire(NAME), ""), attrs.get(wire(sc.MIGRATION_WINDOW), ""), at, ratio))
@@ -86,9 +86,9 @@ def to_measurements(series: Series, wire: Callable[[str], str]) -> Measurements:
     budgets = latest(sc.METRIC_LLM_BUDGET_UTILIZATION, sc.MIGRATION_BUDGET, sc.MIGRATION_BUDGET_PERIOD)
     m.budgets = budgets
 
-    scores: dict[tuple[str, str], tuple[float, float]] = {}
+    scores: dict[tuple[str, ...], tuple[float, float]] = {}
     for attrs, hist in series.histograms.get(sc.METRIC_QUALITY_SCORE, ()):
-        key = (attrs.get(wire(NAME), ""), attrs.get(wire(VER), ""))
+        key = a(attrs, NAME, VER)
         total_score, count = scores.get(key, (0.0, 0.0))
         scores[key] = (total_score + hist.total, count + sum(hist.counts))
     m.quality = scores

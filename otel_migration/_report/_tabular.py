@@ -30,9 +30,7 @@ def to_json(figures: Figures) -> str:
         "taken_at": figures.taken_at,
         "notes": list(figures.notes),
         "columns": list(Figure.COLUMNS),
-        "sections": {
-            name: [_row(f) for f in figures.rows if f.section == name] for name, _title in SECTIONS
-        },
+        "sections": {name: [_row(f) for f in figures.rows if f.section == name] for name, _title in SECTIONS},
     }
     return json.dumps(document, indent=1, allow_nan=False) + "\n"
 
