@@ -283,11 +283,11 @@ _CHARTS_JS = """() => Array.from(document.querySelectorAll('section')).map(secti
   charts: Array.from(section.querySelectorAll('.js-plotly-plot')).map(gd => ({
     svg: gd.querySelectorAll('.main-svg').length,
     traces: (gd._fullData || []).length,
-    values: (gd.data || []).reduce((n, t) =>
-      n + ((t.y || t.values || []).filter(v => v !== null && v !== 0).length) + (t.value !== undefined ? 1 : 0), 0),
-    drawn: gd.querySelectorAll(
-      '.barlayer .point path, .pielayer .slice path, .scatterlayer .trace .points path, .indicatorlayer .trace'
-    ).length,
+    values: (gd.data || []).reduce((n, t) => n
+      + (t.y || t.values || []).filter(v => v !== null && v !== 0).length
+      + (t.value !== undefined ? 1 : 0), 0),
+    drawn: gd.querySelectorAll(['.barlayer .point path', '.pielayer .slice path',
+      '.scatterlayer .trace .points path', '.indicatorlayer .trace'].join(', ')).length,
   })),
 }))"""
 
