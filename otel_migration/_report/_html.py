@@ -31,9 +31,11 @@ _CATEGORY_COLOURS = {
 _ACTION_COLOURS = {
     "approved": "#54A24B",
     "edited": "#EECA3B",
-    "regenerated": "#F58518",
-    "abandoned": "#E45756",
+    "regenerated": "#9467BD",
+    "abandoned": "#D62728",
 }
+# Models are not versions: their own hues, none of the versions' first ones.
+_MODEL_PALETTE = ("#9467BD", "#17BECF", "#BCBD22", "#8C564B", "#E377C2", "#7F7F7F")
 _STAT_COLOURS = {"p50": "#9ECAE9", "p95": "#3B75AF", "mean": "#7F7F7F"}
 _STATE_STYLE = {1.0: ("better", "#2E7D32"), -1.0: ("worse", "#C62828"), 0.0: ("not decided", "#616161")}
 _LAYOUT: dict[str, Any] = {
@@ -59,9 +61,9 @@ h2 { font-size: 18px; margin: 12px 0; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
 .empty { color: #616161; font-style: italic; }
 ul.verdicts { list-style: none; padding: 0; }
-ul.verdicts li { margin: 6px 0; line-height: 1.5; }
-.badge { display: inline-block; min-width: 92px; text-align: center; color: #fff; border-radius: 4px;
-         padding: 1px 6px; margin-right: 8px; font-size: 12px; font-weight: 600; }
+ul.verdicts li { margin: 8px 0; line-height: 1.5; display: flex; align-items: baseline; }
+.badge { flex: none; width: 92px; text-align: center; color: #fff; border-radius: 4px;
+         padding: 1px 6px; margin-right: 10px; font-size: 12px; font-weight: 600; }
 .notes { color: #8a4b00; }
 """
 
@@ -179,9 +181,9 @@ class _Page:
                     "value": 100 * (last[-1].value or 0.0),
                     "number": {"suffix": " %"},
                     "gauge": {"axis": {"range": [0, 100]}, "bar": {"color": _PALETTE[1]}},
-                    "title": {"text": f"stage: {stages.get(migration, 'unknown')}"},
                 }
-                charts.append(self.chart([gauge], f"Adoption now (24 h): {migration}", height=300))
+                title = f"Adoption now (24 h): {migration}, stage {stages.get(migration, 'unknown')}"
+                charts.append(self.chart([gauge], title, height=300))
         return charts
 
     def errors(self) -> list[str]:
@@ -302,6 +304,7 @@ class _Page:
                     "Candidate faster than the control (negative: slower)",
                     barmode="group",
                     yaxis={"title": "% faster", "zeroline": True, "zerolinecolor": "#616161"},
+                    bargap=0.35,
                 )
             )
         return charts
@@ -314,13 +317,14 @@ class _Page:
                 {(r.migration, r.version) for r in cost}, key=lambda k: (k[0], version_key(k[1]))
             )
             data = []
-            for model in sorted({r.label for r in cost}):
+            for index, model in enumerate(sorted({r.label for r in cost})):
                 spent = {(r.migration, r.version): r.value for r in cost if r.label == model}
                 tier = next(r.text for r in cost if r.label == model)
                 data.append(
                     {
                         "type": "bar",
                         "name": f"{model} ({tier})",
+                        "marker": {"color": _MODEL_PALETTE[index % len(_MODEL_PALETTE)]},
                         "x": [f"{m} {v}" if self.several else v for m, v in versions],
                         "y": [spent.get(k, 0.0) for k in versions],
                         "hovertemplate": "%{x}: $%{y:.4f}",
@@ -406,6 +410,10 @@ def _fmt(value: float | None, axis: str) -> str:
         return f"{100 * value:.1f} %"
     if axis == "USD":
         return f"${value:.5f}"
+    if axis == "NPS":
+        return f"{value:+.0f}" if value else "0"
+    if axis == "score":
+        return f"{value:.1f}"
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
