@@ -41,7 +41,7 @@ FEEDBACK = {"1.0": [9, 9, 9, 7, 7, 7, 7, 5, 5, 5], "2.0": [10] * 6 + [8] * 3 + [
 NPS = {"1.0": 0.0, "2.0": 50.0}
 
 
-def workload(out: str) -> None:
+def workload(out: str, pause_s: float = 0.6) -> None:
     """Run the known migration through configure(); write the in-process report into ``out``.
 
     Called in a fresh process (``python -c``): telemetry goes where the environment says (the
@@ -94,7 +94,7 @@ def workload(out: str) -> None:
     for version, users in (("1.0", USERS["1.0"]), ("2.0", USERS["2.0"][:10]), ("2.0", USERS["2.0"][10:])):
         serve(version, users)
         snapshots.append(om.snapshot())
-        time.sleep(0.6)  # a few metric exports per phase: the file shows adoption over time
+        time.sleep(pause_s)  # a few metric exports (and scrapes) per phase: adoption over time
     judge("1.0", USERS["1.0"])
     judge("2.0", USERS["2.0"])
     snapshots.append(om.snapshot())
@@ -103,10 +103,14 @@ def workload(out: str) -> None:
     om.shutdown()
 
 
-def run_workload(out: Path, env: dict[str, str]) -> None:
+def run_workload(out: Path, env: dict[str, str], pause_s: float = 0.6) -> None:
     """The workload in a subprocess (its own providers and file), exporting metrics every 200 ms."""
-    env = {**os.environ, "OTEL_METRIC_EXPORT_INTERVAL": "200", "OTEL_SERVICE_NAME": "report-test", **env}
-    code = f"from tests.test_report import workload; workload({str(out)!r})"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | {
+        "OTEL_METRIC_EXPORT_INTERVAL": "200",
+        "OTEL_SERVICE_NAME": "report-test",
+        **env,
+    }
+    code = f"from tests.test_report import workload; workload({str(out)!r}, {pause_s!r})"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )

@@ -36,6 +36,10 @@ _ACTION_COLOURS = {
 }
 # Models are not versions: their own hues, none of the versions' first ones.
 _MODEL_PALETTE = ("#9467BD", "#17BECF", "#BCBD22", "#8C564B", "#E377C2", "#7F7F7F")
+_WINDOW_LINES = {
+    "1h": {"color": "#3B75AF", "width": 3},
+    "24h": {"color": "#7F7F7F", "width": 2, "dash": "dot"},
+}
 _STAT_COLOURS = {"p50": "#9ECAE9", "p95": "#3B75AF", "mean": "#7F7F7F"}
 _STATE_STYLE = {1.0: ("better", "#2E7D32"), -1.0: ("worse", "#C62828"), 0.0: ("not decided", "#616161")}
 _LAYOUT: dict[str, Any] = {
@@ -158,7 +162,7 @@ class _Page:
                     "x": [_time(r.at) for r in rows],
                     "y": [100 * (r.value or 0.0) for r in rows],
                     "name": f"{migration + ' ' if self.several else ''}users on the candidate, last {window}",
-                    "line": {"dash": "solid" if window == "1h" else "dot", "width": 2},
+                    "line": _WINDOW_LINES.get(window, {"width": 2}),
                 }
                 for (migration, window), rows in sorted(series.items())
             ]
