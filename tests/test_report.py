@@ -287,6 +287,7 @@ _CHARTS_JS = """() => Array.from(document.querySelectorAll('section')).map(secti
   charts: Array.from(section.querySelectorAll('.js-plotly-plot')).map(gd => ({
     svg: gd.querySelectorAll('.main-svg').length,
     traces: (gd._fullData || []).length,
+    overflow: gd.querySelector('.main-svg').getBoundingClientRect().width - gd.clientWidth,
     values: (gd.data || []).reduce((n, t) => n
       + (t.y || t.values || []).filter(v => v !== null && v !== 0).length
       + (t.value !== undefined ? 1 : 0), 0),
@@ -321,6 +322,7 @@ def check_report_page(url: str, screenshot: str) -> list[dict[str, Any]]:
         for chart in section["charts"]:
             assert chart["svg"] >= 1 and chart["traces"] >= 1, (section["section"], chart)
             assert chart["values"] >= 1 and chart["drawn"] >= 1, (section["section"], chart)
+            assert chart["overflow"] <= 1, f"a chart of {section['section']} is wider than its cell: {chart}"
     verdicts = next(s for s in sections if s["section"] == "verdicts")
     assert verdicts["verdicts"] == 4
     return sections

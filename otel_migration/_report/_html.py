@@ -62,7 +62,10 @@ main { padding: 8px 32px 32px; max-width: 1400px; }
 section { background: #fff; border-radius: 8px; margin: 18px 0; padding: 8px 20px 16px;
           box-shadow: 0 1px 3px rgba(0,0,0,.08); }
 h2 { font-size: 18px; margin: 12px 0; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
+/* auto-fill, not auto-fit: a chart is drawn as soon as its div is parsed, before the next one exists;
+   with auto-fit the lone first chart would span the row, be drawn that wide, and then be clipped. */
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
+.grid > * { min-width: 0; }
 .empty { color: #616161; font-style: italic; }
 ul.verdicts { list-style: none; padding: 0; }
 ul.verdicts li { margin: 8px 0; line-height: 1.5; display: flex; align-items: baseline; }
@@ -70,6 +73,14 @@ ul.verdicts li { margin: 8px 0; line-height: 1.5; display: flex; align-items: ba
          padding: 1px 6px; margin-right: 10px; font-size: 12px; font-weight: 600; }
 .notes { color: #8a4b00; }
 """
+
+
+# Charts size themselves when drawn; once the whole page is laid out, fit each to its cell again.
+_RESIZE = (
+    "<script>window.addEventListener('load', function () {"
+    "document.querySelectorAll('.js-plotly-plot').forEach(function (gd) { Plotly.Plots.resize(gd); });"
+    "});</script>"
+)
 
 
 def _colours(versions: Iterable[str]) -> dict[str, str]:
@@ -352,7 +363,7 @@ class _Page:
                     "domain": {"x": [i / len(budgets) + 0.03, (i + 1) / len(budgets) - 0.03], "y": [0, 1]},
                     "gauge": {
                         "axis": {"range": [0, max(100, 100 * (r.value or 0.0))]},
-                        "bar": {"color": "#C62828" if (r.value or 0.0) >= 0.9 else "#4C78A8"},
+                        "bar": {"color": "#C62828" if (r.value or 0.0) >= 0.9 else "#52606D"},
                         "steps": [
                             {"range": [50, 90], "color": "#FFF3C4"},
                             {"range": [90, 100], "color": "#FDE2E1"},
@@ -466,5 +477,5 @@ def render_html(figures: Figures, *, title: str = "Migration report") -> str:
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head>'
         f"<body><header><h1>{html.escape(title)}</h1><p>{subtitle}</p></header>"
-        f"<main>{notes}{''.join(sections)}</main></body></html>\n"
+        f"<main>{notes}{''.join(sections)}</main>{_RESIZE}</body></html>\n"
     )
