@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from .. import _semconv as sc
+from .._core import semconv as sc
 from ._model import Histogram, Measurements
 from ._series import Series, to_measurements
 

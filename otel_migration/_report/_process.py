@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from .. import _runtime
-from .._llm import budgets as llm_budgets
-from .._snapshot import Snapshot
+from .._analytics.engine import MigrationAnalytics
+from .._analytics.snapshot import Snapshot
+from .._core import runtime
+from .._llm.runtime import LLMRuntime
 from ._model import Measurements, VerdictFact
 
 __all__ = ["from_process"]
@@ -21,12 +22,15 @@ __all__ = ["from_process"]
 
 def from_process(snapshots: Sequence[Snapshot]) -> Measurements:
     """Measurements of this process; ``snapshots`` in any order, the newest gives the latest figures."""
-    telemetry = _runtime.active()
+    telemetry = runtime.active()
     ordered = sorted(snapshots, key=lambda s: s.taken_at)
-    if not ordered:
-        from .._setup import snapshot
-
-        ordered = [snapshot()]
+    if not ordered:  # now, as otel_migration.snapshot() evaluates it
+        analytics = telemetry.find(MigrationAnalytics) if telemetry is not None else None
+        if telemetry is None or analytics is None:
+            ordered = [Snapshot(taken_at=time.time(), migrations={})]
+        else:
+            telemetry.recorder.drain()
+            ordered = [analytics.evaluate()]
     latest = ordered[-1]
     m = Measurements(
         source="this process (otel_migration.snapshot())", taken_at=latest.taken_at or time.time()
@@ -57,14 +61,16 @@ def from_process(snapshots: Sequence[Snapshot]) -> Measurements:
         m.requests[call] = float(n)
     for (name, op, ver, _type, category), n in telemetry.recorder.error_counts().items():
         m.errors[(name, op, ver, category)] = m.errors.get((name, op, ver, category), 0.0) + n
-    llm = telemetry.llm
-    for (name, ver, _phase, _provider, model, tier), usd in dict(llm.cost).items():
+    llm = telemetry.find(LLMRuntime)
+    if llm is None:
+        return m
+    for (name, ver, _phase, _provider, model, tier), usd in dict(llm.metrics.cost).items():
         m.cost[(name, ver, model, tier)] = m.cost.get((name, ver, model, tier), 0.0) + usd
-    for (name, ver, _phase, _provider, model, tier, _outcome), n in dict(llm.calls).items():
+    for (name, ver, _phase, _provider, model, tier, _outcome), n in dict(llm.metrics.calls).items():
         m.llm_calls[(name, ver, model, tier)] = m.llm_calls.get((name, ver, model, tier), 0.0) + n
-    for name, period, utilization in llm_budgets.utilization():
+    for name, period, utilization in llm.budgets.utilization():
         m.budgets[(name, period)] = utilization
-    for stats in telemetry.quality.stats():
+    for stats in llm.quality.stats():
         key: tuple[str, ...] = (stats.migration, stats.version)
         total, count = m.quality.get(key, (0.0, 0.0))
         if stats.mean_score is not None:

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .. import _semconv as sc
+from .._core import semconv as sc
 from ._model import Histogram, Measurements
 from ._series import Series, to_measurements
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .. import _semconv as sc
+from .._core import semconv as sc
 from ._model import Histogram, Measurements, State, VerdictFact
 
 __all__ = ["Series", "to_measurements"]

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._snapshot import Snapshot
+from .._analytics.snapshot import Snapshot
 from ._figures import build
 from ._html import render_html
 from ._model import Figures, Measurements
