@@ -169,6 +169,7 @@ def assert_ground_truth(report: Report, *, histograms: bool) -> None:
     assert verdicts[("*", "quality")] == 0.0  # 85 against 70 points, but 2.0 has 20 scores of the 30 needed
     texts = {r["text"] for r in report.rows if r["metric"] == "verdict"}
     assert all(text.startswith("2.0 ") for text in texts), texts
+    assert any(" than 1.0 " in text or "against 1.0" in text or "of 1.0's" in text for text in texts), texts
 
     cost = report.values("cost", "cost_usd", ("version", "label", "text"))
     assert cost == pytest.approx({(v, *MODELS[v]): usd for v, usd in COST.items()})
@@ -305,7 +306,10 @@ def check_report_page(url: str, screenshot: str) -> list[dict[str, Any]]:
         requests: list[str] = []
         p.page.on("request", lambda request: requests.append(request.url))
         p.page.goto(url)
-        p.page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0")
+        p.page.wait_for_function(
+            "document.readyState === 'complete'"
+            " && document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
+        )
         p.page.wait_for_timeout(500)  # plotly's transitions
         sections = p.page.evaluate(_CHARTS_JS)
         p.screenshot(screenshot)

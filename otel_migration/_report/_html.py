@@ -289,7 +289,8 @@ class _Page:
 
     def verdicts(self) -> list[str]:
         charts = []
-        verdicts = self.figures.select("verdicts", "verdict")
+        order = {"latency": 0, "error_rate": 1, "quality": 2, "cost": 3}  # as the dashboards list them
+        verdicts = sorted(self.figures.select("verdicts", "verdict"), key=lambda r: order.get(r.label, 9))
         if verdicts:
             items = []
             for r in verdicts:

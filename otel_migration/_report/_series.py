@@ -74,11 +74,17 @@ def to_measurements(series: Series, wire: Callable[[str], str]) -> Measurements:
     for (mig, stage), flag in latest(sc.METRIC_ADOPTION_STAGE, NAME, sc.MIGRATION_STAGE, combine=max).items():
         if flag >= 1:
             m.stages[mig] = stage
-    for (mig, op, ver, metric), value in latest(
-        sc.METRIC_VERDICT, NAME, OP, VER, sc.MIGRATION_METRIC, combine=min
-    ).items():
+    verdicts = latest(sc.METRIC_VERDICT, NAME, OP, VER, sc.MIGRATION_METRIC, combine=min)
+    # The gauge names the candidate only; the control is the one version with calls but no verdict.
+    judged = {(mig, ver) for mig, _, ver, _ in verdicts}
+    unjudged: dict[str, set[str]] = defaultdict(set)
+    for mig, _, ver, _ in m.requests:
+        if (mig, ver) not in judged:
+            unjudged[mig].add(ver)
+    for (mig, op, ver, metric), value in verdicts.items():
         state: State = _STATES.get(value, "inconclusive")
-        m.verdicts.append(VerdictFact(mig, op, ver, metric, state))
+        control = next(iter(unjudged[mig])) if len(unjudged[mig]) == 1 else None
+        m.verdicts.append(VerdictFact(mig, op, ver, metric, state, control=control))
 
     tiers = (NAME, VER, sc.GEN_AI_REQUEST_MODEL, sc.LLM_TIER)
     m.cost = total(sc.METRIC_LLM_COST, *tiers)
