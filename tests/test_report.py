@@ -254,6 +254,47 @@ def test_report_skips_lines_that_are_not_json(tmp_path: Path, reports: Path) -> 
     assert requests == CALLS
 
 
+def _otlp_line(instance: str, start_s: float, at_s: float, requests: int, p50: float) -> str:
+    """One metrics export of a process, as the file exporter writes it (cumulative counter, a gauge)."""
+
+    def attrs(**extra: str) -> list[dict[str, Any]]:
+        names = {"migration.name": MIGRATION, "migration.operation": "charge", "migration.version": "2.0"}
+        return [{"key": k, "value": {"stringValue": v}} for k, v in {**names, **extra}.items()]
+
+    t = str(int(at_s * 1e9))
+    counter = {
+        "attributes": attrs(**{"migration.outcome": "ok"}),
+        "startTimeUnixNano": str(int(start_s * 1e9)),
+        "timeUnixNano": t,
+        "asInt": str(requests),
+    }
+    gauge = {"attributes": attrs(**{"migration.statistic": "p50"}), "timeUnixNano": t, "asDouble": p50}
+    metrics = [
+        {"name": "migration.requests", "sum": {"aggregationTemporality": 2, "dataPoints": [counter]}},
+        {"name": "migration.performance.duration", "gauge": {"dataPoints": [gauge]}},
+    ]
+    resource = {"attributes": [{"key": "service.instance.id", "value": {"stringValue": instance}}]}
+    return json.dumps({"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": metrics}]}]})
+
+
+def test_file_counts_add_up_across_processes_and_stale_gauges_drop_out(tmp_path: Path) -> None:
+    """Two runs appended to one file: their calls add up; only the recent run's gauges are shown."""
+    from otel_migration._report import figures_from
+
+    t0 = 1_800_000_000.0
+    lines = [
+        _otlp_line("run-1", t0, t0 + 5, 5, 0.010),
+        _otlp_line("run-1", t0, t0 + 10, 7, 0.020),  # cumulative: 7 in all, not 12
+        _otlp_line("run-2", t0 + 890, t0 + 900, 3, 0.001),  # fifteen minutes later: run 1 has ended
+        _otlp_line("run-3", t0 + 950, t0 + 960, 4, 0.003),  # running beside run 2
+    ]
+    telemetry = tmp_path / "runs.jsonl"
+    telemetry.write_text("\n".join(lines) + "\n")
+    figures = figures_from(str(telemetry))
+    assert [f.value for f in figures.select("version_split", "requests")] == [7 + 3 + 4]
+    assert [f.value for f in figures.select("latency", "duration_s")] == [pytest.approx(0.002)]  # runs 2, 3
+
+
 def test_cli_says_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from otel_migration._cli import main
     from tests.e2e.stack import free_port

@@ -3,8 +3,11 @@
 Read line by line, keeping only the latest point of each series, so memory follows the number of
 series, not the size of the file. A cumulative counter or histogram is one series per process
 (resource and start time): its latest point is the process's total, and the processes add up. A
-delta series (from another exporter's settings) is summed over its points instead. Lines that are
-not metrics (spans) or not JSON (a line cut by a crash) are skipped and counted.
+delta series (from another exporter's settings) is summed over its points instead. A gauge is a
+process's latest evaluation; a process that stopped writing five minutes before the file's last
+point (an earlier run appending to the same file) no longer counts, as Prometheus forgets a series
+after five minutes. Lines that are not metrics (spans) or not JSON (a line cut by a crash) are
+skipped and counted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = ["from_otlp_file"]
 
 _DELTA: Final = 1
 _MAX_HISTORY: Final = 50_000  # adoption points kept per file (the most recent ones)
+_STALE_NS: Final = 300 * 10**9  # Prometheus's lookback: a gauge older than this is gone
 
 Attrs = tuple[tuple[str, str], ...]
 
@@ -130,8 +134,12 @@ def from_otlp_file(path: str | os.PathLike[str]) -> Measurements:
         series.counters[name].append((dict(attrs), value))
     for (name, _, attrs, _), (_, hist) in reader.histograms.items():
         series.histograms[name].append((dict(attrs), hist))
-    for (name, _, attrs), (_, value) in reader.gauges.items():
-        series.gauges[name].append((dict(attrs), value))
+    last_seen: dict[Attrs, int] = {}  # resource -> its latest gauge point
+    for (_, resource, _), (t, _) in reader.gauges.items():
+        last_seen[resource] = max(t, last_seen.get(resource, 0))
+    for (name, resource, attrs), (_, value) in reader.gauges.items():
+        if last_seen[resource] >= reader.latest_ns - _STALE_NS:
+            series.gauges[name].append((dict(attrs), value))
     series.ratio_history = [(dict(attrs), at, ratio) for attrs, at, ratio in reader.history]
     measurements = to_measurements(series, lambda attribute: attribute)
     if reader.skipped:
