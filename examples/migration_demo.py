@@ -6,7 +6,8 @@ with an LLM summary (1.0 on a haiku-tier model, 2.0 on a sonnet-tier one, report
 ``record_llm_call`` as no API key is needed for a demo) and the user's verdict on it. Telemetry goes
 where ``OTEL_EXPORTER_OTLP_ENDPOINT`` says or, with no collector configured, to OTLP JSON lines
 in a local file. At the end the in-process snapshot is printed: adoption, errors, latency per
-version and the statistical verdicts a deploy script could gate on.
+version and the statistical verdicts a deploy script could gate on, and the HTML report (with its
+JSON and CSV) is written from snapshots taken along the ramp.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ REQUESTS = 600
 
 
 def run() -> None:
-    telemetry = otel_migration.configure(config_file=HERE / "otel-migration.toml")
+    # A daily LLM budget for the summaries: the report shows how much of it the run used.
+    telemetry = otel_migration.configure(
+        config_file=HERE / "otel-migration.toml", budgets={"summaries": {"daily_usd": 5.0}}
+    )
 
     from billing import legacy
     from billing.next import Billing
 
     billing = Billing()
     rng = random.Random(7)
+    snapshots = []  # along the ramp: the report's adoption over time
     for i in range(REQUESTS):
         percent = 10 + 80 * i / REQUESTS  # the rollout ramps up during the run
         user = f"user-{i * 7919 % USERS}"
@@ -50,10 +55,26 @@ def run() -> None:
                 summarize(version, rng)
             except (TimeoutError, ValueError):
                 pass  # the service answers with an error page; the telemetry has recorded it
+        if i % 50 == 49:
+            snapshots.append(otel_migration.snapshot())
 
     otel_migration.force_flush()
     print_summary(telemetry, otel_migration.snapshot())
+    write_report(snapshots)
     otel_migration.shutdown()
+
+
+def write_report(snapshots: list[otel_migration.Snapshot]) -> None:
+    """The HTML report (plus JSON and CSV), from this process: it opens in a browser without a server."""
+    try:
+        path = otel_migration.report(
+            "otel-migration-report.html", source=snapshots, title="Billing 1.0 -> 2.0"
+        )
+    except ImportError as exc:  # installed without the report extra
+        print(f"\nno report: {exc}")
+        return
+    beside = f"{path.with_suffix('.json').name}, {path.with_suffix('.csv').name}"
+    print(f"\nreport: {path.resolve().as_uri()}  (and {beside})")
 
 
 def summarize(version: str, rng: random.Random) -> None:

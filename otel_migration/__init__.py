@@ -46,6 +46,7 @@ from ._llm.quality import (
     record_quality,
     record_upgrade,
 )
+from ._report import report
 from ._rollouts.experiment import ExperimentResult, experiment
 from ._rollouts.rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
 from ._setup import configure, force_flush, guard, on_budget, shutdown, snapshot
@@ -115,5 +116,7 @@ __all__ = [
     "VersionAdoption",
     "guard",
     "snapshot",
+    # report: HTML + JSON + CSV from this process, an OTLP JSON lines file or Prometheus
+    "report",
     "__version__",
 ]

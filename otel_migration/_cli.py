@@ -2,6 +2,10 @@
 
 otel-migration collector-config [--pricing-file FILE] [--output FILE]
     Write the collector's LLM-cost transform processor, generated from the price table.
+
+otel-migration report [--source FILE|URL] [--output FILE] [--range SECONDS]
+    Write the migration report (self-contained HTML, plus JSON and CSV of the same figures) from an
+    OTLP JSON lines file (default: otel-migration-telemetry.jsonl) or a Prometheus URL.
 """
 
 from __future__ import annotations
@@ -35,6 +39,23 @@ def _collector_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ._report import INSTALL_HINT, ReportSourceError, report
+
+    try:
+        path = report(args.output, source=args.source, title=args.title, range_s=args.range)
+    except ImportError as exc:
+        if exc.name not in (None, "plotly") and not str(exc).startswith(INSTALL_HINT):
+            raise
+        print(f"otel-migration: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    except (OSError, ReportSourceError) as exc:
+        print(f"otel-migration: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} and {path.with_suffix('.json').name}, {path.with_suffix('.csv').name}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="otel-migration", description=__doc__.splitlines()[0] if __doc__ else None
@@ -48,6 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     collector.add_argument("--output", help="where to write (default: standard output)")
     collector.set_defaults(run=_collector_config)
+    rep = commands.add_parser("report", help="write the migration report (HTML, JSON, CSV)")
+    rep.add_argument(
+        "--source",
+        default="otel-migration-telemetry.jsonl",
+        help="an OTLP JSON lines file, or the http(s):// URL of a Prometheus server (default: %(default)s)",
+    )
+    rep.add_argument(
+        "--output", default="otel-migration-report.html", help="HTML file (default: %(default)s)"
+    )
+    rep.add_argument("--title", default="Migration report")
+    rep.add_argument(
+        "--range", type=float, default=86_400.0, help="seconds of adoption history from Prometheus"
+    )
+    rep.set_defaults(run=_report)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
