@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from .errors import ConfigError
+from .resource import resource_settings_from_env
 
 __all__ = [
     "ERROR_CATEGORIES",
@@ -160,6 +161,11 @@ class Settings:
     model_tiers: Mapping[str, str] = field(default_factory=dict)
     budgets: tuple[BudgetSpec, ...] = ()
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    #: The resource's service.name, service.version and deployment.environment.name (when we build
+    #: the providers); their environment level is OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES.
+    service_name: str | None = None
+    service_version: str | None = None
+    deployment_environment: str | None = None
     #: Where the configuration file was found, if any (for messages, not a setting).
     config_file: str | None = None
 
@@ -353,6 +359,9 @@ _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "model_tiers": _parse_model_tiers,
     "budgets": parse_budgets,
     "analytics": _parse_analytics,
+    "service_name": _parse_name,
+    "service_version": _parse_name,
+    "deployment_environment": _parse_name,
 }
 _ENV_NAMES: Final = {
     "enabled": "OTEL_MIGRATION_ENABLED",
@@ -532,6 +541,9 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(name, raw, str(exc), source=source) from None
 
+    for name, value in resource_settings_from_env(env).items():  # the standard OTEL_* beat the file
+        if name not in overrides:
+            values[name] = value
     default_migration = values.get("migration", DEFAULT_MIGRATION)
     if "targets" in overrides:
         values["targets"] = _parse_targets(

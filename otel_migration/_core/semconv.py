@@ -14,6 +14,8 @@ from typing import Final
 ERROR_TYPE: Final = "error.type"
 CODE_FUNCTION_NAME: Final = "code.function.name"
 SERVICE_VERSION: Final = "service.version"
+SERVICE_NAME: Final = "service.name"
+DEPLOYMENT_ENVIRONMENT_NAME: Final = "deployment.environment.name"
 
 # -- attributes: our own ------------------------------------------------------------------------
 MIGRATION_NAME: Final = "migration.name"

@@ -38,6 +38,7 @@ from opentelemetry.trace import TracerProvider
 
 from .._core.config import Settings
 from .._core.providers import Providers, global_logger_provider, global_meter_provider, global_tracer_provider
+from .._core.resource import resource_attributes
 from .._core.semconv import SERVICE_INSTANCE_ID
 from .file import JsonLinesMetricExporter, JsonLinesSpanExporter
 from .health import CountingSpanExporter
@@ -151,7 +152,7 @@ def build_providers(
         return Providers(tracer_provider, meter_provider, logger_provider=logger_provider)
 
     choice = exporter_choice(settings, env)
-    resource = process_resource()
+    resource = process_resource(settings)
     owned_tp = owned_mp = counted = owned_lp = None
     if meter_provider is None:
         metric_exporter = _metric_exporter(choice, settings, env)
@@ -183,12 +184,15 @@ def build_providers(
     )
 
 
-def process_resource() -> Resource:
+def process_resource(settings: Settings | None = None) -> Resource:
     """The resource of this process: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (merged by
-    the SDK), plus a ``service.instance.id`` of its own unless one was given: the fleet's collector
-    tells processes apart by it (docs/fleet.md).
+    the SDK) under the ``service_name``, ``service_version`` and ``deployment_environment`` settings
+    (resolved with the environment already, see otel_migration._core.resource), plus a
+    ``service.instance.id`` of its own unless one was given: the fleet's collector tells processes
+    apart by it (docs/fleet.md).
     """
-    detected = Resource.create()
+    given = resource_attributes(settings) if settings is not None else {}
+    detected = Resource.create(given)
     if SERVICE_INSTANCE_ID in detected.attributes:
         return detected
     return detected.merge(Resource({SERVICE_INSTANCE_ID: str(uuid.uuid4())}))
