@@ -34,6 +34,7 @@ from ._core.errors import ConfigError
 from ._core.records import CallListener, CallRecord
 from ._core.runtime import Telemetry, TelemetryHealth
 from ._core.subjects import subject
+from ._events import EventName, event
 from ._instrumentor import MigrationInstrumentor
 from ._llm.budgets import BudgetEvent, BudgetExceeded
 from ._llm.call import record_llm_call
@@ -104,6 +105,9 @@ __all__ = [
     "record_feedback",
     "record_quality",
     "record_upgrade",
+    # events
+    "EventName",
+    "event",
     # analytics
     "Adoption",
     "ErrorStats",

@@ -41,6 +41,7 @@ from ._core.errors import ConfigError
 from ._core.providers import Providers, global_meter_provider, global_tracer_provider
 from ._core.recorder import CallRecorder
 from ._core.runtime import Telemetry
+from ._events import Events
 from ._export.pipeline import build_providers
 from ._llm.budgets import BudgetEvent, Budgets
 from ._llm.enrich import LLMSpanEnricher
@@ -120,9 +121,14 @@ def assemble(settings: Settings, providers: Providers) -> Telemetry:
         settings,
         providers,
         aggregators.recorder,
-        components=(llm, *aggregators.components()),
+        components=(llm, *aggregators.components(), *_feature_components(settings, providers)),
         before_flush=(aggregators.fleet.ship,),
     )
+
+
+def _feature_components(settings: Settings, providers: Providers) -> tuple[object, ...]:
+    """Events, tools and agents: each builds its own instruments once per MeterProvider."""
+    return (Events.build(providers.meter_provider, providers.logger_provider, settings.migration),)
 
 
 def _commit(telemetry: Telemetry) -> Telemetry | None:

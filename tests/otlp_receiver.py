@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.metrics.v1 import metrics_pb2
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 Protocol = Literal["grpc", "http/protobuf"]
 Behaviour = Literal["ok", "unavailable", "reject", "hang"]
-Signal = Literal["traces", "metrics"]
+Signal = Literal["traces", "metrics", "logs"]
 MetricKind = Literal["sum", "gauge", "histogram", "exponential_histogram", "summary"]
 Temporality = Literal["delta", "cumulative", "unspecified"]
 
@@ -143,13 +144,34 @@ class MetricPoint:
 
 
 @dataclass(frozen=True)
+class LogRecordData:
+    """One received log record (an OTel *event* when ``event_name`` is set), flattened with its resource
+    and scope; trace and span ids are lowercase hex (``""`` when the record carries no trace context)."""
+
+    event_name: str
+    body: Any
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    scope_name: str
+    severity_number: int
+    severity_text: str
+    trace_id: str
+    span_id: str
+    time_unix_nano: int
+
+
+@dataclass(frozen=True)
 class ReceivedRequest:
     """A successfully accepted export request, kept raw for assertions the flat records do not cover."""
 
     signal: Signal
     protocol: Protocol
     headers: dict[str, str]
-    body: trace_service_pb2.ExportTraceServiceRequest | metrics_service_pb2.ExportMetricsServiceRequest
+    body: (
+        trace_service_pb2.ExportTraceServiceRequest
+        | metrics_service_pb2.ExportMetricsServiceRequest
+        | logs_service_pb2.ExportLogsServiceRequest
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -215,6 +237,29 @@ def spans_from_request(request: trace_service_pb2.ExportTraceServiceRequest) -> 
                         scope_version=ss.scope.version,
                         start_time_unix_nano=s.start_time_unix_nano,
                         end_time_unix_nano=s.end_time_unix_nano,
+                    )
+                )
+    return out
+
+
+def logs_from_request(request: logs_service_pb2.ExportLogsServiceRequest) -> list[LogRecordData]:
+    out = []
+    for resource_logs in request.resource_logs:
+        resource = decode_attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                out.append(
+                    LogRecordData(
+                        event_name=record.event_name,
+                        body=decode_any_value(record.body) if record.HasField("body") else None,
+                        attributes=decode_attributes(record.attributes),
+                        resource=resource,
+                        scope_name=scope_logs.scope.name,
+                        severity_number=record.severity_number,
+                        severity_text=record.severity_text,
+                        trace_id=record.trace_id.hex(),
+                        span_id=record.span_id.hex(),
+                        time_unix_nano=record.time_unix_nano,
                     )
                 )
     return out
@@ -303,26 +348,28 @@ def metrics_from_request(request: metrics_service_pb2.ExportMetricsServiceReques
 _REQUEST_TYPES: dict[Signal, type] = {
     "traces": trace_service_pb2.ExportTraceServiceRequest,
     "metrics": metrics_service_pb2.ExportMetricsServiceRequest,
+    "logs": logs_service_pb2.ExportLogsServiceRequest,
 }
 _RESPONSE_TYPES: dict[Signal, type] = {
     "traces": trace_service_pb2.ExportTraceServiceResponse,
     "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
+    "logs": logs_service_pb2.ExportLogsServiceResponse,
 }
-_HTTP_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
+_HTTP_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 
 
 class _GrpcService(
-    trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_grpc.MetricsServiceServicer
+    trace_service_pb2_grpc.TraceServiceServicer,
+    metrics_service_pb2_grpc.MetricsServiceServicer,
+    logs_service_pb2_grpc.LogsServiceServicer,
 ):
-    """Both OTLP gRPC services in one object: ``Export`` tells the signal from the request type."""
+    """The three OTLP gRPC services in one object: ``Export`` tells the signal from the request type."""
 
     def __init__(self, receiver: OTLPReceiver) -> None:
         self._rx = receiver
 
     def _export(self, request: Any, context: grpc.ServicerContext) -> Any:
-        signal: Signal = (
-            "traces" if isinstance(request, trace_service_pb2.ExportTraceServiceRequest) else "metrics"
-        )
+        signal: Signal = next(kind for kind, cls in _REQUEST_TYPES.items() if isinstance(request, cls))
         behaviour = self._rx._note_request()
         if behaviour == "hang":
             # Hold the call until the client gives up (deadline) or the receiver stops; never block stop().
@@ -478,6 +525,7 @@ class OTLPReceiver:
             service = _GrpcService(self)
             trace_service_pb2_grpc.add_TraceServiceServicer_to_server(service, server)
             metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(service, server)
+            logs_service_pb2_grpc.add_LogsServiceServicer_to_server(service, server)
             self._port = server.add_insecure_port("127.0.0.1:0")
             server.start()
             self._grpc_server = server
@@ -587,6 +635,28 @@ class OTLPReceiver:
             latest[key] = p
         return list(latest.values())
 
+    def logs(self, event_name: str | None = None) -> list[LogRecordData]:
+        """All received log records in arrival order, optionally only the events called ``event_name``."""
+        out = [x for r in self.requests("logs") for x in logs_from_request(r.body)]  # type: ignore[arg-type]
+        return [x for x in out if event_name is None or x.event_name == event_name]
+
+    def wait_for_logs(
+        self,
+        until: int | Callable[[list[LogRecordData]], bool] = 1,
+        *,
+        event_name: str | None = None,
+        timeout: float = 10.0,
+    ) -> list[LogRecordData]:
+        """Like ``wait_for_spans`` for log records (events)."""
+        return self._wait(
+            lambda: self.logs(event_name),
+            until,
+            timeout=timeout,
+            what="log records",
+            name=event_name,
+            describe=_describe_log,
+        )
+
     def wait_for_spans(
         self,
         until: int | Callable[[list[SpanRecord]], bool] = 1,
@@ -655,6 +725,12 @@ class OTLPReceiver:
 
 def _describe_span(s: SpanRecord) -> str:
     return f"{s.name} [{s.kind}, {s.status_code}] scope={s.scope_name!r} attrs={s.attributes}"
+
+
+def _describe_log(x: LogRecordData) -> str:
+    return (
+        f"{x.event_name or '(no event name)'} [{x.severity_text}] scope={x.scope_name!r} attrs={x.attributes}"
+    )
 
 
 def _describe_point(p: MetricPoint) -> str:

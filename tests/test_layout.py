@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "_calls": 1,
     "_analytics": 1,
     "_llm": 1,
+    "_events": 1,  # events: the core only
     "_rollouts": 2,  # routers run versioned calls
     "instrumentation": 2,  # SDK wrappers start LLM calls
     "_report": 2,  # reads analytics

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 import otel_migration
 from otel_migration._core.config import load_settings
 from otel_migration._core.errors import ConfigError

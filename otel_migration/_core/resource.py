@@ -1,4 +1,4 @@
-"""The service's identity on the resource: ``service.name``, ``service.version``, ``deployment.environment.name``.
+"""The service's identity on the resource: service.name, service.version, deployment.environment.name.
 
 These three are settings like the others (``configure(service_name=...)``, the TOML file) and keep
 their precedence: keyword arguments, then the environment, then the file. Their environment level
@@ -53,6 +53,6 @@ def resource_settings_from_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def resource_attributes(settings: object) -> dict[str, str]:
-    """The resource attributes of the resource settings that are set, e.g. ``{"service.name": "checkout"}``."""
+    """The attributes of the resource settings that are set, e.g. ``{"service.name": "checkout"}``."""
     given = ((attribute, getattr(settings, name, None)) for name, attribute in RESOURCE_SETTINGS.items())
     return {attribute: value for attribute, value in given if isinstance(value, str) and value}

@@ -142,6 +142,24 @@ MIGRATION_SKETCH_BUCKET_WIDTH: Final = "migration.sketch.bucket.width"  # second
 MIGRATION_SKETCH_PRECISION: Final = "migration.sketch.precision"  # 12
 SERVICE_INSTANCE_ID: Final = "service.instance.id"
 
+# Events (``otel_migration.event``): OTel log records whose event name says what happened, and their count.
+METRIC_EVENTS: Final = "migration.events"
+MIGRATION_EVENT_NAME: Final = "migration.event.name"  # the event's name, as a metric attribute
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"  # true on the one series past the cardinality cap
+EVENT_RETRY_ATTEMPTED: Final = "migration.retry.attempted"
+EVENT_RETRY_SUCCEEDED: Final = "migration.retry.succeeded"
+EVENT_RETRY_FAILED: Final = "migration.retry.failed"
+EVENT_FALLBACK: Final = "migration.fallback"
+EVENT_CIRCUIT_BREAKER_OPENED: Final = "migration.circuit_breaker.opened"
+EVENT_CIRCUIT_BREAKER_CLOSED: Final = "migration.circuit_breaker.closed"
+EVENT_CACHE_HIT: Final = "migration.cache.hit"
+EVENT_CACHE_MISS: Final = "migration.cache.miss"
+EVENT_GENERATION_STARTED: Final = "migration.generation.started"
+EVENT_GENERATION_COMPLETED: Final = "migration.generation.completed"
+EVENT_GENERATION_FAILED: Final = "migration.generation.failed"
+EVENT_GENERATION_CANCELLED: Final = "migration.generation.cancelled"
+EVENT_USER_ACTION: Final = "migration.user.action"
+
 # Bucket advice for durations in seconds: from sub-millisecond code paths up to minute-long LLM
 # pipelines, the range a migrated operation realistically spans.
 DURATION_BUCKETS: Final = (
