@@ -36,6 +36,7 @@ from ._core.runtime import Telemetry, TelemetryHealth
 from ._core.subjects import subject
 from ._events import EventName, event
 from ._instrumentor import MigrationInstrumentor
+from ._llm.agents import Agent, AgentLoop, agent
 from ._llm.budgets import BudgetEvent, BudgetExceeded
 from ._llm.call import record_llm_call
 from ._llm.enrich import LLMSpanEnricher
@@ -47,6 +48,7 @@ from ._llm.quality import (
     record_quality,
     record_upgrade,
 )
+from ._llm.tools import Tool, ToolRun, tool
 from ._report import report
 from ._rollouts.experiment import ExperimentResult, experiment
 from ._rollouts.rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
@@ -98,6 +100,13 @@ __all__ = [
     "BudgetExceeded",
     "on_budget",
     "record_llm_call",
+    # tools and agents
+    "Agent",
+    "AgentLoop",
+    "Tool",
+    "ToolRun",
+    "agent",
+    "tool",
     # quality
     "QualityStats",
     "record_action",

@@ -43,6 +43,7 @@ from ._core.recorder import CallRecorder
 from ._core.runtime import Telemetry
 from ._events import Events
 from ._export.pipeline import build_providers
+from ._llm.agent_metrics import AgentMetrics
 from ._llm.budgets import BudgetEvent, Budgets
 from ._llm.enrich import LLMSpanEnricher
 from ._llm.metrics import LLMMetrics
@@ -128,7 +129,10 @@ def assemble(settings: Settings, providers: Providers) -> Telemetry:
 
 def _feature_components(settings: Settings, providers: Providers) -> tuple[object, ...]:
     """Events, tools and agents: each builds its own instruments once per MeterProvider."""
-    return (Events.build(providers.meter_provider, providers.logger_provider, settings.migration),)
+    return (
+        Events.build(providers.meter_provider, providers.logger_provider, settings.migration),
+        AgentMetrics.for_meter_provider(providers.meter_provider),
+    )
 
 
 def _commit(telemetry: Telemetry) -> Telemetry | None:

@@ -50,6 +50,7 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "StreamBreak",
+    "ToolCall",
     "Usage",
 ]
 
@@ -88,6 +89,20 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool call the model asks for: an Anthropic ``tool_use`` block, a chat ``tool_calls`` entry, or a
+    Responses ``function_call`` item. ``id`` defaults to a provider-shaped id numbered by request and
+    position (``toolu_loopback_3_0``, ``call_loopback_3_0``)."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+    def call_id(self, prefix: str, n: int, index: int) -> str:
+        return self.id if self.id is not None else f"{prefix}_loopback_{n}_{index}"
+
+
+@dataclass(frozen=True)
 class Reply:
     """What the server answers a successful request with; ``LLMServer.configure`` replaces fields.
 
@@ -96,6 +111,8 @@ class Reply:
     ``first_token_delay`` in a stream after the opening events and before the first text delta (time to
     first token), ``chunk_delay`` between text deltas. ``chunks`` overrides how ``text`` is split into
     deltas (by default: one delta per word, keeping the whitespace).
+    ``tool_calls`` makes the answer ask for those tools (after the text, if ``text`` is not empty), with
+    the provider's finish reason (``tool_use`` / ``tool_calls``), in JSON answers and in streams.
     ``anthropic_delta_usage``: ``"full"`` makes ``message_delta.usage`` carry the cumulative input, cache
     and output counts as the current API does; ``"output_only"`` sends only ``output_tokens`` (older API).
     """
@@ -109,6 +126,7 @@ class Reply:
     chunk_delay: float = 0.0
     chunks: tuple[str, ...] | None = None
     anthropic_delta_usage: Literal["full", "output_only"] = "full"
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def response_model(self, requested: str) -> str:
         return self.model if self.model is not None else self.model_aliases.get(requested, requested)
@@ -339,6 +357,10 @@ def _replace(reply: Reply, changes: Mapping[str, Any]) -> Reply:
         changes["usage"] = Usage(**changes["usage"])
     if changes.get("chunks") is not None:
         changes["chunks"] = tuple(changes["chunks"])
+    if changes.get("tool_calls") is not None:
+        changes["tool_calls"] = tuple(
+            c if isinstance(c, ToolCall) else ToolCall(**c) for c in changes["tool_calls"]
+        )
     return dataclasses.replace(reply, **changes)
 
 
@@ -519,13 +541,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             }
             if usage.reasoning_tokens:
                 final_usage["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+            tool_blocks = [
+                {
+                    "type": "tool_use",
+                    "id": c.call_id("toolu", n, i),
+                    "name": c.name,
+                    "input": dict(c.arguments),
+                }
+                for i, c in enumerate(reply.tool_calls)
+            ]
+            text_blocks = [{"type": "text", "text": reply.text}] if reply.text or not tool_blocks else []
             message = {
                 "id": message_id,
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": reply.text}],
-                "stop_reason": "end_turn",
+                "content": [*text_blocks, *tool_blocks],
+                "stop_reason": "tool_use" if tool_blocks else "end_turn",
                 "stop_sequence": None,
                 "usage": final_usage,
             }
@@ -607,11 +639,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "system_fingerprint": "fp_loopback",
         }
         if body.get("stream") is not True:
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": reply.text or None,
+                "refusal": None,
+                "annotations": [],
+            }
+            if reply.tool_calls:
+                message["tool_calls"] = [
+                    {
+                        "id": c.call_id("call", n, i),
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": json.dumps(dict(c.arguments))},
+                    }
+                    for i, c in enumerate(reply.tool_calls)
+                ]
             choice = {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": "tool_calls" if reply.tool_calls else "stop",
             }
             completion = {
                 **base,
@@ -707,9 +754,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             }
 
         done_item = item("completed", [part(reply.text)])
+        function_calls = [
+            {
+                "id": f"fc_loopback_{n}_{i}",
+                "type": "function_call",
+                "call_id": c.call_id("call", n, i),
+                "name": c.name,
+                "arguments": json.dumps(dict(c.arguments)),
+                "status": "completed",
+            }
+            for i, c in enumerate(reply.tool_calls)
+        ]
         if body.get("stream") is not True:
+            output = [done_item] if reply.text or not function_calls else []
             self._send_json(
-                200, response("completed", [done_item], True), {"x-request-id": f"req_loopback_{n}"}
+                200,
+                response("completed", [*output, *function_calls], True),
+                {"x-request-id": f"req_loopback_{n}"},
             )
             return
 

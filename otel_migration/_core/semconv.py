@@ -52,6 +52,31 @@ METRIC_LLM_CALLS: Final = "migration.llm.calls"
 METRIC_LLM_UNPRICED: Final = "migration.llm.unpriced"
 METRIC_LLM_BUDGET_UTILIZATION: Final = "migration.llm.budget.utilization"
 
+# Tools and agents: the GenAI agent conventions' spans (execute_tool, invoke_agent), then our metrics.
+GEN_AI_OPERATION_EXECUTE_TOOL: Final = "execute_tool"  # a value of gen_ai.operation.name
+GEN_AI_OPERATION_INVOKE_AGENT: Final = "invoke_agent"  # a value of gen_ai.operation.name
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"  # function, extension, datastore
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_DESCRIPTION: Final = "gen_ai.agent.description"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+LLM_TOOL_CALLS: Final = "migration.llm.tool_calls"  # on an LLM span: tool calls the model asked for
+LLM_TOOL_CALL_NAMES: Final = "migration.llm.tool_call.names"  # their tool names, in order
+LLM_TOOL_CALL_IDS: Final = "migration.llm.tool_call.ids"  # their ids (gen_ai.tool.call.id of execute_tool)
+AGENT_ITERATIONS: Final = "migration.agent.iterations"  # on an invoke_agent span: model turns
+AGENT_TOOL_CALLS_EXECUTED: Final = "migration.agent.tool_calls.executed"
+AGENT_TOOL_CALLS_REQUESTED: Final = "migration.agent.tool_calls.requested"
+MIGRATION_TOOL_SOURCE: Final = "migration.tool.source"  # executed, requested
+METRIC_TOOL_INVOCATIONS: Final = "migration.tool.invocations"
+METRIC_LLM_TOOL_CALLS: Final = "migration.llm.tool_calls"
+METRIC_AGENT_INVOCATIONS: Final = "migration.agent.invocations"
+METRIC_AGENT_ITERATIONS: Final = "migration.agent.iterations"
+METRIC_AGENT_TOOL_CALLS: Final = "migration.agent.tool_calls"
+METRIC_AGENT_TOKENS: Final = "migration.agent.tokens"
+
 # Quality of LLM answers: events in the gen_ai.evaluation.* shape, then our aggregates.
 GEN_AI_EVALUATION_EVENT: Final = "gen_ai.evaluation.result"
 GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"

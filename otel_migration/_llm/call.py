@@ -27,6 +27,7 @@ from .._core.context import Scope, Subject, current_scope, current_subject
 from .._core.lifecycle import InFlight
 from .._core.records import LLMRecord
 from .._core.runtime import Telemetry, active
+from .agents import current_loop
 from .runtime import LLMRuntime
 
 __all__ = ["LLMCall", "record_llm_call"]
@@ -52,7 +53,7 @@ def _warn_unpriced(model: str) -> None:
 class LLMCall(InFlight):
     """An LLM call in flight. ``start`` may raise :class:`BudgetExceeded`; nothing else ever raises."""
 
-    __slots__ = ("_first_chunk", "llm", "operation", "provider", "request_model", "scope", "subject")
+    __slots__ = ("_first_chunk", "agent", "llm", "operation", "provider", "request_model", "scope", "subject")
 
     def __init__(
         self,
@@ -73,6 +74,7 @@ class LLMCall(InFlight):
         self.provider, self.operation, self.request_model = provider, operation, request_model
         self.scope, self.subject = scope, subject
         self._first_chunk: int | None = None
+        self.agent = current_loop()  # the agent loop this call is a turn of, if any
 
     @classmethod
     def start(
@@ -171,6 +173,8 @@ class LLMCall(InFlight):
         cost = self._cost(model, usage) if error is None else None
         tier = self.llm.tier_of(model)
         self._end_span(response_model, usage, cost, ttft, tier, error)
+        if self.agent is not None:
+            self.agent.llm_call_finished(usage.input_tokens, usage.output_tokens)
         subject = self.subject
         if cost is not None:
             self.llm.budgets.add(

@@ -38,15 +38,19 @@ _MARKERS: Final = (
     sc.GEN_AI_PROVIDER_NAME,
 )
 _OURS: Final = sc.INSTRUMENTATION_SCOPE
+#: GenAI operations that are not a model call: an agent or tool span around LLM calls is not one of them.
+_NOT_INFERENCE: Final = frozenset(
+    {sc.GEN_AI_OPERATION_INVOKE_AGENT, sc.GEN_AI_OPERATION_EXECUTE_TOOL, "create_agent", "invoke_workflow"}
+)
 
 
 def is_llm_span(span: ApiSpan | ReadableSpan) -> bool:
-    """Whether a span describes an LLM call (carries GenAI attributes)."""
+    """Whether a span describes an LLM call (carries GenAI attributes, and is no agent or tool span)."""
     attributes = getattr(span, "attributes", None)
     if not attributes:
         return False
     keys = attributes.keys()  # a plain key view: much cheaper than the mapping's generic __contains__
-    return not keys.isdisjoint(_MARKERS)
+    return not keys.isdisjoint(_MARKERS) and attributes.get(sc.GEN_AI_OPERATION_NAME) not in _NOT_INFERENCE
 
 
 def _is_ours(span: ReadableSpan) -> bool:

@@ -19,6 +19,7 @@ from .._core import semconv as sc
 from .._llm.call import LLMCall
 from .._llm.enrich import is_llm_span
 from ._streams import ObservedAsyncStream, ObservedStream, Observer, Usage
+from ._tools import note_tool_calls
 
 __all__ = ["Extractor", "ObservedStreamManager", "async_call_wrapper", "sync_call_wrapper"]
 
@@ -102,6 +103,7 @@ def _returned(
     except Exception:
         _logger.debug("otel-migration: no usage in %r", type(result), exc_info=True)
         usage = None
+    note_tool_calls(call, result)  # before finishing: they go on the call's span
     (usage or Usage()).finish(call)
     return result
 

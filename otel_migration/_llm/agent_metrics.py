@@ -1,0 +1,140 @@
+"""The instruments of tools and agents, all created here, once per MeterProvider.
+
+Counts are kept under one lock and reported through observable counters (a dict increment on the
+call path, as the recorder does for versioned calls); the per-loop figures of an agent are
+histograms recorded when the loop ends (a loop takes seconds: five ``record`` calls are nothing
+beside it). Tool names come from application code and from model responses, where a model may
+invent one, so every counter is capped at :data:`MAX_SERIES` series, past which one overflow
+series (``otel.metric.overflow=true``) takes the rest, as the SDK does for its own instruments.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Final
+
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.util.types import AttributeValue
+
+from .._core import semconv as sc
+from .._core.instruments import Measured, items_under, observer
+from ..version import __version__
+
+__all__ = ["ITERATION_BUCKETS", "MAX_SERIES", "TOKEN_BUCKETS", "AgentMetrics"]
+
+MAX_SERIES: Final = 2000
+ITERATION_BUCKETS: Final = (1, 2, 3, 5, 8, 13, 21, 34, 55, 89)  # model turns or tool calls per loop
+TOKEN_BUCKETS: Final = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+
+_TOOL_NAMES: Final = (sc.GEN_AI_TOOL_NAME, sc.MIGRATION_NAME, sc.MIGRATION_VERSION, sc.MIGRATION_OUTCOME)
+_REQUESTED_NAMES: Final = (
+    sc.GEN_AI_TOOL_NAME,
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.GEN_AI_REQUEST_MODEL,
+    sc.MIGRATION_NAME,
+    sc.MIGRATION_VERSION,
+)
+_AGENT_NAMES: Final = (sc.GEN_AI_AGENT_NAME, sc.MIGRATION_NAME, sc.MIGRATION_VERSION, sc.MIGRATION_OUTCOME)
+
+
+class _CappedCounts:
+    """Cumulative counts by a tuple key, at most MAX_SERIES keys (then one overflow series)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self._lock = threading.Lock()
+        self._names = names
+        self.counts: dict[tuple[str, ...] | None, int] = {}
+
+    def add(self, key: tuple[str, ...], n: int = 1) -> None:
+        with self._lock:
+            counts = self.counts
+            found: tuple[str, ...] | None = key
+            if key not in counts and len(counts) >= MAX_SERIES:
+                found = None
+            counts[found] = counts.get(found, 0) + n
+
+    def read(self) -> Measured:
+        out: list[tuple[float, dict[str, AttributeValue]]] = []
+        for key, n in items_under(self._lock, self.counts):
+            attributes: dict[str, AttributeValue] = (
+                {sc.OTEL_METRIC_OVERFLOW: True} if key is None else dict(zip(self._names, key, strict=True))
+            )
+            out.append((n, attributes))
+        return out
+
+
+_lock: Final = threading.Lock()
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, AgentMetrics] = weakref.WeakKeyDictionary()
+
+
+class AgentMetrics:
+    """Tool invocations, tool calls models asked for, and agent loops."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.tools = _CappedCounts(_TOOL_NAMES)
+        self.requested = _CappedCounts(_REQUESTED_NAMES)
+        self.agents = _CappedCounts(_AGENT_NAMES)
+        meter.create_observable_counter(
+            sc.METRIC_TOOL_INVOCATIONS,
+            [observer(self.tools.read)],
+            unit="{invocation}",
+            description="Tool executions (otel_migration.tool) by tool, migration, version and outcome.",
+        )
+        meter.create_observable_counter(
+            sc.METRIC_LLM_TOOL_CALLS,
+            [observer(self.requested.read)],
+            unit="{call}",
+            description="Tool calls LLM responses asked for, by tool, provider, model and version.",
+        )
+        meter.create_observable_counter(
+            sc.METRIC_AGENT_INVOCATIONS,
+            [observer(self.agents.read)],
+            unit="{invocation}",
+            description="Agent loops (otel_migration.agent) by agent, migration, version and outcome.",
+        )
+        self.iterations = meter.create_histogram(
+            sc.METRIC_AGENT_ITERATIONS,
+            unit="{iteration}",
+            description="Model turns (LLM calls) per agent loop.",
+            explicit_bucket_boundaries_advisory=list(ITERATION_BUCKETS),
+        )
+        self.tool_calls = meter.create_histogram(
+            sc.METRIC_AGENT_TOOL_CALLS,
+            unit="{call}",
+            description="Tool calls per agent loop: executed (otel_migration.tool) or requested.",
+            explicit_bucket_boundaries_advisory=list(ITERATION_BUCKETS),
+        )
+        self.tokens = meter.create_histogram(
+            sc.METRIC_AGENT_TOKENS,
+            unit="{token}",
+            description="Tokens per agent loop, summed over its LLM calls, by token type.",
+            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+        )
+
+    @classmethod
+    def for_meter_provider(cls, meter_provider: MeterProvider) -> AgentMetrics:
+        """One per MeterProvider: instruments register once, and counts survive a reconfiguration."""
+        with _lock:
+            found = _by_provider.get(meter_provider)
+            if found is None:
+                meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
+                found = _by_provider[meter_provider] = cls(meter)
+        return found
+
+    def loop_finished(
+        self,
+        attributes: dict[str, str],
+        *,
+        iterations: int,
+        executed: int,
+        requested: int,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        """The per-loop histograms, recorded once when an agent loop ends."""
+        self.iterations.record(iterations, attributes)
+        self.tool_calls.record(executed, {**attributes, sc.MIGRATION_TOOL_SOURCE: "executed"})
+        self.tool_calls.record(requested, {**attributes, sc.MIGRATION_TOOL_SOURCE: "requested"})
+        self.tokens.record(input_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: "input"})
+        self.tokens.record(output_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: "output"})
