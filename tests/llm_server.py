@@ -582,18 +582,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "usage": start_usage,
         }
         self._event("message_start", {"type": "message_start", "message": start})
-        block = {"type": "text", "text": ""}
-        self._event(
-            "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
-        )
+        with_text = bool(reply.text) or not reply.tool_calls
+        if with_text:
+            block = {"type": "text", "text": ""}
+            self._event(
+                "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+            )
         self._event("ping", {"type": "ping"})
-        for text in self._deltas(reply, stream_break):
+        for text in self._deltas(reply, stream_break) if with_text else ():
             delta = {"type": "text_delta", "text": text}
             self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
         overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
         if self._broken(stream_break, "error", overloaded):
             return
-        self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        if with_text:
+            self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        for i, call in enumerate(reply.tool_calls):
+            index = i + int(with_text)
+            tool_block = {
+                "type": "tool_use",
+                "id": call.call_id("toolu", n, i),
+                "name": call.name,
+                "input": {},
+            }
+            self._event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": tool_block},
+            )
+            json_delta = {"type": "input_json_delta", "partial_json": json.dumps(dict(call.arguments))}
+            self._event(
+                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": json_delta}
+            )
+            self._event("content_block_stop", {"type": "content_block_stop", "index": index})
         delta_usage: dict[str, Any] = {"output_tokens": usage.output_tokens}
         if reply.anthropic_delta_usage == "full":
             delta_usage = {**full_usage, **delta_usage}
@@ -601,7 +621,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             delta_usage["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
         message_delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": "tool_use" if reply.tool_calls else "end_turn", "stop_sequence": None},
             "usage": delta_usage,
         }
         self._event("message_delta", message_delta)
@@ -690,7 +710,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         }
         if self._broken(stream_break, None, error):
             return
-        self._event(None, chunk({}, "stop"))
+        for i, call in enumerate(reply.tool_calls):
+            opening = {"name": call.name, "arguments": ""}
+            first = {"index": i, "id": call.call_id("call", n, i), "type": "function", "function": opening}
+            self._event(None, chunk({"tool_calls": [first]}, None))
+            arguments = {"arguments": json.dumps(dict(call.arguments))}
+            self._event(None, chunk({"tool_calls": [{"index": i, "function": arguments}]}, None))
+        self._event(None, chunk({}, "tool_calls" if reply.tool_calls else "stop"))
         if include_usage:
             self._event(None, {**chunk_base, "choices": [], "usage": self._chat_usage(reply.usage)})
         self._event(None, "[DONE]")
@@ -799,7 +825,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         event("response.output_text.done", **where, text=reply.text, logprobs=[])
         event("response.content_part.done", **where, part=part(reply.text))
         event("response.output_item.done", output_index=0, item=done_item)
-        event("response.completed", response=response("completed", [done_item], True))
+        for i, done_call in enumerate(function_calls):
+            opening = {**done_call, "arguments": "", "status": "in_progress"}
+            event("response.output_item.added", output_index=i + 1, item=opening)
+            args = {"item_id": done_call["id"], "output_index": i + 1}
+            event("response.function_call_arguments.delta", **args, delta=done_call["arguments"])
+            event("response.function_call_arguments.done", **args, arguments=done_call["arguments"])
+            event("response.output_item.done", output_index=i + 1, item=done_call)
+        event("response.completed", response=response("completed", [done_item, *function_calls], True))
         self._end_stream()
 
 

@@ -310,3 +310,47 @@ def test_agent_and_tool_spans_of_other_frameworks_are_not_llm_calls(
     one(instrumented.spans("chat claude-haiku-4-5"))  # ours, as outside any agent
     helper = one(instrumented.spans("invoke_agent helper"))
     assert "migration.llm.cost" not in (helper.attributes or {})
+
+
+def test_streamed_tool_calls_of_all_three_apis(instrumented: Harness, server: LLMServer) -> None:
+    server.configure(text="Let me check.", tool_calls=WEATHER_TOOLS)
+    aclient = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
+    oclient = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
+
+    with otel_migration.agent("streamer") as loop:
+        with aclient.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES) as stream:
+            final = stream.get_final_message()
+        assert [b.type for b in final.content] == ["text", "tool_use", "tool_use"]
+        assert final.content[1].input == {"city": "Paris"}  # type: ignore[union-attr]  # the SDK assembled it
+        chunks = list(
+            oclient.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        assert sum(1 for c in chunks for ch in c.choices for t in ch.delta.tool_calls or () if t.id) == 2
+        events = list(oclient.responses.create(model="gpt-4.1", input="weather?", stream=True))
+        assert events[-1].type == "response.completed"
+
+    by_name = {s.name: dict(s.attributes or {}) for s in instrumented.spans()}
+    anthropic_span, chat_span, responses_span = (
+        by_name["chat claude-haiku-4-5"],
+        by_name["chat gpt-4o-mini"],
+        by_name["chat gpt-4.1"],
+    )
+    assert anthropic_span["gen_ai.response.finish_reasons"] == ("tool_use",)
+    assert anthropic_span["migration.llm.tool_call.ids"] == ("toolu_loopback_1_0", "toolu_loopback_1_1")
+    assert chat_span["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    assert chat_span["migration.llm.tool_call.ids"] == ("call_loopback_2_0", "call_loopback_2_1")
+    assert responses_span["migration.llm.tool_call.ids"] == ("call_loopback_3_0", "call_loopback_3_1")
+    assert all(
+        s["migration.llm.tool_call.names"] == ("get_weather", "get_weather")
+        for s in by_name.values()
+        if "migration.llm.tool_call.names" in s
+    )
+    assert (loop.iterations, loop.requested_tool_calls, loop.executed_tool_calls) == (3, 6, 0)
+    instrumented.telemetry.recorder.drain()
+    by_model = counts(instrumented, "migration.llm.tool_calls", "gen_ai.request.model")
+    assert by_model == {("claude-haiku-4-5",): 2, ("gpt-4o-mini",): 2, ("gpt-4.1",): 2}

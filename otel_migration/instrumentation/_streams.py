@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import wrapt
 
 from .._llm.call import LLMCall
+from ._tools import note_streamed_tool_calls
 
 __all__ = ["ObservedAsyncStream", "ObservedStream", "Usage"]
 
@@ -33,8 +34,19 @@ class Usage:
     cache_write: int = 0
     model: str | None = None
     seen: bool = False  # whether any usage arrived at all
+    #: Tool calls a stream asked for and its finish reasons (see _tools), put on the call when it ends.
+    tool_calls: list[tuple[str, str | None]] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
 
     def finish(self, call: LLMCall, error: BaseException | None = None) -> None:
+        if self.tool_calls or self.finish_reasons:  # noted once: a stream may be finished twice
+            calls, reasons, self.tool_calls, self.finish_reasons = (
+                self.tool_calls,
+                self.finish_reasons,
+                [],
+                [],
+            )
+            note_streamed_tool_calls(call, calls, reasons)
         call.finish(
             response_model=self.model,
             input_tokens=self.input,

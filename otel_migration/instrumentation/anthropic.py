@@ -21,6 +21,7 @@ from opentelemetry import trace
 from ._calls import async_call_wrapper, stream_manager_wrapper, sync_call_wrapper
 from ._streams import Usage
 from ._support import SDKInstrumentor
+from ._tools import watch_anthropic_event
 
 __all__ = ["AnthropicInstrumentor"]
 
@@ -56,6 +57,7 @@ def extract(message: Any) -> Usage | None:
 def observe(usage: Usage, event: Any) -> bool:
     """message_start carries the input (and cache) counts; message_delta the cumulative output."""
     kind = getattr(event, "type", None)
+    watch_anthropic_event(usage, event)
     if kind == "message_start":
         message = event.message
         start = _tokens(message.usage)

@@ -19,6 +19,7 @@ from typing import Any, Final
 from ._calls import async_call_wrapper, sync_call_wrapper
 from ._streams import Usage
 from ._support import SDKInstrumentor
+from ._tools import watch_chat_chunk, watch_response_event
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -66,6 +67,7 @@ def extract_response(response: Any) -> Usage | None:
 
 
 def observe_chat(usage: Usage, chunk: Any) -> bool:
+    watch_chat_chunk(usage, chunk)
     if getattr(chunk, "usage", None) is not None:
         final = chat_usage(chunk.usage, getattr(chunk, "model", None))
         usage.input, usage.output, usage.cache_read = final.input, final.output, final.cache_read
@@ -77,6 +79,7 @@ def observe_chat(usage: Usage, chunk: Any) -> bool:
 
 
 def observe_response(usage: Usage, event: Any) -> bool:
+    watch_response_event(usage, event)
     kind = getattr(event, "type", "")
     if kind in ("response.created", "response.completed", "response.incomplete", "response.failed"):
         response = event.response
