@@ -11,7 +11,10 @@ Absolute times depend on the machine; the ratios are what to compare:
 - ``versioned``: ``@otel_migration.versioned`` (span + exact request, error and duration metrics);
 - the same two at 1 % trace sampling (``parentbased_traceidratio``), where metrics stay exact.
 
-Also reported: the background aggregation's cost per call (off the call path, on the worker).
+Also reported: the background aggregation's cost per call (off the call path, on the worker), and
+what each measurement added by issue 14 costs (``--features``): an ``event()``, a ``tool()`` run,
+an ``agent()`` loop, and the per-LLM-call work of tools and agents (finding the agent loop in the
+context, reading the tool calls of a parsed response).
 
     python benchmarks/call_overhead.py [--calls N]
 """
@@ -23,6 +26,8 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -30,6 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 import otel_migration
+from otel_migration import EventName
 
 
 class DiscardingExporter(SpanExporter):
@@ -117,10 +123,89 @@ def measure(sampler: Sampler, label: str, calls: int) -> dict[str, float]:
     return results
 
 
+class DiscardingLogExporter(LogRecordExporter):
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def measure_features(calls: int) -> dict[str, float]:
+    """Events, tools, agents, and the per-LLM-call work they add, on the sampled pipeline plus logs."""
+    import anthropic.types
+
+    from otel_migration._llm.agents import current_loop
+    from otel_migration.instrumentation._tools import tool_calls_of
+
+    tracer_provider, meter_provider = pipeline(ALWAYS_ON)
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(DiscardingLogExporter()))
+    otel_migration.configure(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        migration="bench",
+    )
+    tool_work = otel_migration.tool("lookup")(work)
+    agent_work = otel_migration.agent("bench-agent")(work)
+    message = anthropic.types.Message.model_validate(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-haiku-4-5",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "a"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "lookup", "input": {"q": "b"}},
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        }
+    )
+
+    def event_outside(x: int) -> None:
+        otel_migration.event(EventName.CACHE_HIT, key_len=x)
+
+    tracer = tracer_provider.get_tracer("bench")
+
+    def raw_span(x: int) -> int:
+        with tracer.start_as_current_span("work"):
+            return work(x)
+
+    results = {
+        "raw span (reference: the same pipeline, by hand)": best_ns_per_call(raw_span, calls),
+        "event() outside a versioned call": best_ns_per_call(event_outside, calls),
+        "tool() run (execute_tool span + count)": best_ns_per_call(tool_work, calls),
+        "agent() loop, empty (invoke_agent span + 5 histograms)": best_ns_per_call(agent_work, calls),
+        "per LLM call: find the agent loop in the context": best_ns_per_call(lambda x: current_loop(), calls),
+        "per LLM response: read its tool calls (2 tool_use blocks)": best_ns_per_call(
+            lambda x: tool_calls_of(message), calls
+        ),
+    }
+    otel_migration.shutdown()
+    for provider in (logger_provider, tracer_provider, meter_provider):
+        provider.shutdown()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--features", action="store_true", help="only the costs of events, tools and agents")
     args = parser.parse_args()
+    if args.features:
+        features = measure_features(args.calls)
+        width = max(map(len, features))
+        reference = next(iter(features.values()))
+        for name, ns in features.items():
+            print(f"{name:<{width}}  {ns / 1000:>8.2f} us  {ns / reference:>6.2f} x raw span")
+        return
 
     bare = best_ns_per_call(work, args.calls)
     results = {"bare call": bare}

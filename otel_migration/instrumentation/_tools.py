@@ -29,35 +29,43 @@ __all__ = [
 _RESPONSES_CALL_TYPES = ("function_call", "custom_tool_call")
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    """An SDK model's fields: pydantic keeps them in ``__dict__``, and a missing attribute costs a
+    slow ``AttributeError`` there, so the three response shapes are told apart by their keys."""
+    fields = getattr(obj, "__dict__", None)
+    return fields if isinstance(fields, dict) else {}
+
+
 def tool_calls_of(result: Any) -> tuple[list[RequestedToolCall], list[str]]:
     """(tool calls, finish reasons) of an anthropic ``Message``, a ``ChatCompletion`` or a ``Response``."""
-    choices = getattr(result, "choices", None)
+    fields = _fields(result)
+    calls: list[RequestedToolCall] = []
+    reasons: list[str] = []
+    choices = fields.get("choices")
     if isinstance(choices, list):  # chat completions
-        calls: list[RequestedToolCall] = []
-        reasons = []
         for choice in choices:
-            if getattr(choice, "finish_reason", None):
-                reasons.append(str(choice.finish_reason))
-            for call in getattr(getattr(choice, "message", None), "tool_calls", None) or ():
-                function = getattr(call, "function", None) or getattr(call, "custom", None)
-                calls.append((str(getattr(function, "name", "") or "unknown"), getattr(call, "id", None)))
+            found = _fields(choice)
+            if found.get("finish_reason"):
+                reasons.append(str(found["finish_reason"]))
+            for call in _fields(found.get("message")).get("tool_calls") or ():
+                call_fields = _fields(call)
+                function = call_fields.get("function") or call_fields.get("custom")
+                calls.append((str(_fields(function).get("name") or "unknown"), call_fields.get("id")))
         return calls, reasons
-    output = getattr(result, "output", None)
-    if isinstance(output, list) and getattr(result, "object", None) == "response":  # Responses
-        calls = [
-            (str(getattr(item, "name", "") or "unknown"), getattr(item, "call_id", None))
-            for item in output
-            if getattr(item, "type", None) in _RESPONSES_CALL_TYPES
-        ]
-        return calls, []
-    content = getattr(result, "content", None)
+    output = fields.get("output")
+    if isinstance(output, list) and fields.get("object") == "response":  # Responses
+        for item in output:
+            item_fields = _fields(item)
+            if item_fields.get("type") in _RESPONSES_CALL_TYPES:
+                calls.append((str(item_fields.get("name") or "unknown"), item_fields.get("call_id")))
+        return calls, reasons
+    content = fields.get("content")
     if isinstance(content, list):  # anthropic Message
-        calls = [
-            (str(getattr(block, "name", "") or "unknown"), getattr(block, "id", None))
-            for block in content
-            if getattr(block, "type", None) == "tool_use"
-        ]
-        stop = getattr(result, "stop_reason", None)
+        for block in content:
+            block_fields = _fields(block)
+            if block_fields.get("type") == "tool_use":
+                calls.append((str(block_fields.get("name") or "unknown"), block_fields.get("id")))
+        stop = fields.get("stop_reason")
         return calls, [str(stop)] if stop else []
     return [], []
 
