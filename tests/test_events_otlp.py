@@ -1,4 +1,4 @@
-"""Events reach a real OTLP receiver over gRPC, named, in their trace, on the resource configure() set.
+"""Events reach a real OTLP receiver (gRPC and HTTP), named, in their trace, on the configured resource.
 
 A subprocess: global providers can be installed once per process, and the point is what a fresh
 application gets from ``configure(service_name=...)`` and ``OTEL_EXPORTER_OTLP_*`` alone.
@@ -9,14 +9,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from .otlp_receiver import OTLPReceiver
 from .test_otlp_export import run
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "events_app.py"
 
 
-def test_events_reach_a_real_grpc_receiver_with_names_scope_trace_and_resource(tmp_path: Path) -> None:
-    with OTLPReceiver("grpc") as receiver:
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_events_reach_a_real_receiver_with_names_scope_trace_and_resource(
+    protocol: str, tmp_path: Path
+) -> None:
+    with OTLPReceiver(protocol) as receiver:  # type: ignore[arg-type]
         env = {**receiver.env(), "OTEL_SERVICE_NAME": "overridden-by-configure"}
         run([sys.executable, str(SCRIPT)], env, tmp_path)
 
