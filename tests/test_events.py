@@ -147,3 +147,22 @@ def test_every_ready_name_is_in_semconv() -> None:
     }
     assert {str(n) for n in EventName} == names
     assert len(names) == 13
+
+
+def test_a_forked_child_counts_from_zero(setup: Setup) -> None:
+    import os
+
+    otel_migration.event(EventName.CACHE_HIT)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own count only
+        try:
+            otel_migration.event(EventName.CACHE_MISS)
+            os.write(write, repr(sorted(setup.counts().items())).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 4096).decode()
+    os.waitpid(pid, 0)
+    assert child == repr([(("migration.cache.miss", "payments", ""), 1)])
+    assert setup.counts() == {("migration.cache.hit", "payments", ""): 1}

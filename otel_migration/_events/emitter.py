@@ -15,6 +15,7 @@ as the SDK does for its own instruments, so memory stays bounded.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -47,6 +48,10 @@ class EventCounts:
     def __init__(self, meter: Meter) -> None:
         self._lock = threading.Lock()
         self.counts: dict[_Key, int] = {}
+        # As the recorder does: a forked child starts from zero (the parent exports its own counts)
+        # with a lock no parent thread can be holding.
+        weak_reinit = weakref.WeakMethod(self._reinit_after_fork)
+        os.register_at_fork(after_in_child=lambda: (method := weak_reinit()) is not None and method())
         meter.create_observable_counter(
             sc.METRIC_EVENTS,
             [observer(self._read)],
@@ -60,6 +65,10 @@ class EventCounts:
             if key not in counts and len(counts) >= MAX_SERIES:
                 key = _OVERFLOW
             counts[key] = counts.get(key, 0) + 1
+
+    def _reinit_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self.counts.clear()
 
     def _read(self) -> Measured:
         out: list[tuple[float, dict[str, AttributeValue]]] = []

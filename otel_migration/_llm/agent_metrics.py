@@ -10,6 +10,7 @@ series (``otel.metric.overflow=true``) takes the rest, as the SDK does for its o
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Final
@@ -45,6 +46,14 @@ class _CappedCounts:
         self._lock = threading.Lock()
         self._names = names
         self.counts: dict[tuple[str, ...] | None, int] = {}
+        # As the recorder does: a forked child starts from zero (the parent exports its own counts)
+        # with a lock no parent thread can be holding.
+        weak_reinit = weakref.WeakMethod(self._reinit_after_fork)
+        os.register_at_fork(after_in_child=lambda: (method := weak_reinit()) is not None and method())
+
+    def _reinit_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self.counts.clear()
 
     def add(self, key: tuple[str, ...], n: int = 1) -> None:
         with self._lock:
