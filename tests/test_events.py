@@ -166,3 +166,55 @@ def test_a_forked_child_counts_from_zero(setup: Setup) -> None:
     os.waitpid(pid, 0)
     assert child == repr([(("migration.cache.miss", "payments", ""), 1)])
     assert setup.counts() == {("migration.cache.hit", "payments", ""): 1}
+
+
+def test_emitting_never_waits_for_the_exporter(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the exporter stuck inside an export, events still return at once (the batch processor's
+    queue takes them, and drops past its bound), and they are counted all the same."""
+    import threading
+    from collections.abc import Sequence
+
+    from opentelemetry.sdk._logs import ReadableLogRecord
+    from opentelemetry.sdk._logs.export import (
+        BatchLogRecordProcessor,
+        LogRecordExporter,
+        LogRecordExportResult,
+    )
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Stuck(LogRecordExporter):
+        def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+            entered.set()
+            release.wait(30)
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            release.set()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(Stuck(), max_queue_size=64, max_export_batch_size=8, schedule_delay_millis=1)
+    )
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    otel_migration.configure(
+        tracer_provider=TracerProvider(), meter_provider=meter_provider, logger_provider=logger_provider
+    )
+    try:
+        otel_migration.event(EventName.CACHE_MISS)
+        assert entered.wait(10)  # the exporter is now stuck in export()
+        for _ in range(5000):  # far past the queue's 64: returns, never waits
+            otel_migration.event(EventName.CACHE_MISS)
+        assert not release.is_set()  # all of it happened while the export was still stuck
+        setup = Setup(InMemoryLogRecordExporter(), InMemorySpanExporter(), reader)
+        assert setup.counts() == {("migration.cache.miss", "default", ""): 5001}
+    finally:
+        release.set()
+        otel_migration.shutdown()
+        logger_provider.shutdown()
+        meter_provider.shutdown()
