@@ -124,6 +124,10 @@ def test_misuse_is_refused_and_unconfigured_runs_untouched() -> None:
         otel_migration.tool("x", tool_type="plugin")
     with pytest.raises(ValueError, match="name"):
         otel_migration.agent(" ")
+    with pytest.raises(TypeError, match=r"@otel_migration.tool\(\)"):
+        otel_migration.tool(lambda: None)  # type: ignore[arg-type]  # a bare @tool
+    with pytest.raises(TypeError, match="needs a name"):
+        otel_migration.agent(lambda: None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):
 
         @otel_migration.tool()

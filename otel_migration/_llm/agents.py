@@ -183,6 +183,8 @@ class Agent(Spanned[AgentLoop]):
 
     def __init__(self, name: str, *, agent_id: str | None, description: str | None) -> None:
         super().__init__()
+        if callable(name):
+            raise TypeError("agent: decorate with @otel_migration.agent('name'): an agent needs a name")
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"agent(): name must be a non-empty string, got {name!r}")
         self.name = name.strip()

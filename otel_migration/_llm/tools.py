@@ -86,6 +86,8 @@ class Tool(Spanned[ToolRun]):
         self, name: str | None, *, call_id: str | None, tool_type: str, description: str | None
     ) -> None:
         super().__init__()
+        if callable(name):
+            raise TypeError("tool: decorate with @otel_migration.tool() or @otel_migration.tool('name')")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValueError(f"tool(): name must be a non-empty string, got {name!r}")
         if tool_type not in TOOL_TYPES:
