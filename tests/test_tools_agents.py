@@ -358,3 +358,41 @@ def test_streamed_tool_calls_of_all_three_apis(instrumented: Harness, server: LL
     instrumented.telemetry.recorder.drain()
     by_model = counts(instrumented, "migration.llm.tool_calls", "gen_ai.request.model")
     assert by_model == {("claude-haiku-4-5",): 2, ("gpt-4o-mini",): 2, ("gpt-4.1",): 2}
+
+
+def test_arguments_and_results_only_when_content_capture_is_on(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import make_harness
+
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+
+    class Weather:
+        @otel_migration.tool("get_weather")
+        def get(self, city: str, *, unit: str = "C") -> dict[str, object]:
+            return {"city": city, "temp": 21, "unit": unit}
+
+    def run_both() -> None:
+        Weather().get("Paris", unit="F")
+        with otel_migration.tool("search", call_id="toolu_9") as run:
+            run.record_arguments({"q": "umbrellas"})
+            run.record_result(["a", "b"])
+
+    h = make_harness()
+    run_both()
+    for span in h.exporter.get_finished_spans():
+        assert not {"gen_ai.tool.call.arguments", "gen_ai.tool.call.result"} & set(span.attributes or {})
+    otel_migration.shutdown()
+
+    h = make_harness(capture_content=True)
+    run_both()
+    weather = one(h.spans("execute_tool get_weather"))
+    assert json.loads(weather.attributes["gen_ai.tool.call.arguments"]) == {"city": "Paris", "unit": "F"}  # type: ignore[arg-type,index]
+    assert json.loads(weather.attributes["gen_ai.tool.call.result"]) == {
+        "city": "Paris",
+        "temp": 21,
+        "unit": "F",
+    }  # type: ignore[arg-type,index]
+    search = one(h.spans("execute_tool search"))
+    assert json.loads(search.attributes["gen_ai.tool.call.arguments"]) == {"q": "umbrellas"}  # type: ignore[arg-type,index]
+    assert json.loads(search.attributes["gen_ai.tool.call.result"]) == ["a", "b"]  # type: ignore[arg-type,index]

@@ -33,7 +33,7 @@ from .._core.context import Scope, current_scope
 from .._core.lifecycle import InFlight, log_once
 from .._core.runtime import Telemetry, active
 from .agent_metrics import AgentMetrics
-from .spanned import Spanned
+from .spanned import Call, Spanned
 
 __all__ = ["Agent", "AgentLoop", "agent", "current_loop", "scope_attributes"]
 
@@ -103,6 +103,9 @@ class AgentLoop:
     def activate(self) -> None:
         if self._flight is not None:
             self._flight.activate()
+
+    def returned(self, result: Any) -> None:
+        """An agent's answer is content: never recorded."""
 
     def close(self, exc: BaseException | None) -> None:
         flight = self._flight
@@ -197,7 +200,7 @@ class Agent(Spanned[AgentLoop]):
         if description:
             self._static[sc.GEN_AI_AGENT_DESCRIPTION] = description
 
-    def _start(self, function: Callable[..., Any] | None) -> AgentLoop:
+    def _start(self, function: Callable[..., Any] | None, call: Call | None = None) -> AgentLoop:
         try:
             telemetry = active()
             if telemetry is None or not telemetry.enabled:

@@ -16,9 +16,11 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 import wrapt
 
-__all__ = ["Run", "Spanned"]
+__all__ = ["Call", "Run", "Spanned"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A decorated call's positional and keyword arguments.
+Call = tuple[tuple[Any, ...], dict[str, Any]]
 
 
 class Run(Protocol):
@@ -27,6 +29,9 @@ class Run(Protocol):
     def activate(self) -> None: ...
 
     def close(self, exc: BaseException | None) -> None: ...
+
+    def returned(self, result: Any) -> None:
+        """What a decorated function returned, before ``close`` (blocks have none)."""
 
 
 R = TypeVar("R", bound=Run)
@@ -42,8 +47,10 @@ class Spanned(Generic[R]):
             f"otel_migration_{self._kind}", default=()
         )
 
-    def _start(self, function: Callable[..., Any] | None) -> R:
-        """Open the run (its span, its context); never raises, whatever the state of the telemetry."""
+    def _start(self, function: Callable[..., Any] | None, call: Call | None = None) -> R:
+        """Open the run (its span, its context); never raises, whatever the state of the telemetry.
+
+        ``function`` and ``call`` (its positional and keyword arguments) are None for a block."""
         raise NotImplementedError
 
     def __call__(self, function: F) -> F:
@@ -53,13 +60,14 @@ class Spanned(Generic[R]):
 
             def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 async def run() -> Any:
-                    current = self._start(wrapped)
+                    current = self._start(wrapped, (args, kwargs))
                     current.activate()
                     try:
                         result = await wrapped(*args, **kwargs)
                     except BaseException as exc:
                         current.close(exc)
                         raise
+                    current.returned(result)
                     current.close(None)
                     return result
 
@@ -68,13 +76,14 @@ class Spanned(Generic[R]):
         else:
 
             def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-                current = self._start(wrapped)
+                current = self._start(wrapped, (args, kwargs))
                 current.activate()
                 try:
                     result = wrapped(*args, **kwargs)
                 except BaseException as exc:
                     current.close(exc)
                     raise
+                current.returned(result)
                 current.close(None)
                 return result
 

@@ -7,11 +7,14 @@ for* is not a tool execution: nothing has run yet, and the application may never
 instrumentations put requests on the LLM call's own span (its finish reasons, the number, names
 and ids of the calls asked for) and count them in ``migration.llm.tool_calls``; an execution is an
 ``execute_tool`` span, and giving it the request's id (``tool(name, call_id=block.id)``) links the
-two. Arguments and results are content, never recorded here.
+two. Arguments and results are content: recorded only with ``capture_content = true``, as the
+conventions' opt-in ``gen_ai.tool.call.arguments`` and ``gen_ai.tool.call.result`` (JSON, truncated).
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -24,7 +27,7 @@ from .._core.lifecycle import InFlight, log_once
 from .._core.runtime import Telemetry, active
 from .agent_metrics import AgentMetrics
 from .agents import AgentLoop, current_loop, outcome_of, scope_attributes, start_span
-from .spanned import Spanned
+from .spanned import Call, Spanned
 
 __all__ = ["TOOL_TYPES", "RequestedToolCall", "Tool", "ToolRun", "record_requested", "tool"]
 
@@ -33,10 +36,21 @@ TOOL_TYPES: Final = ("function", "extension", "datastore")
 RequestedToolCall = tuple[str, str | None]
 
 
+_CONTENT_LIMIT: Final = 16_384  # characters of each captured attribute, as for LLM content
+
+
+def _json(value: object) -> str:
+    try:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(value)
+    return text[:_CONTENT_LIMIT]
+
+
 class ToolRun:
     """One tool execution in flight (what ``with tool(...) as run`` gives)."""
 
-    __slots__ = ("_flight", "_key", "_loop", "_metrics")
+    __slots__ = ("_capture", "_flight", "_key", "_loop", "_metrics")
 
     def __init__(
         self,
@@ -44,12 +58,30 @@ class ToolRun:
         metrics: AgentMetrics | None,
         key: tuple[str, str, str],
         loop: AgentLoop | None,
+        capture: bool = False,
     ) -> None:
         self._flight, self._metrics, self._key, self._loop = flight, metrics, key, loop
+        self._capture = capture and flight is not None and flight.span.is_recording()
+
+    def record_arguments(self, arguments: object) -> None:
+        """The tool's arguments as ``gen_ai.tool.call.arguments``, only with ``capture_content = true``."""
+        if self._capture and self._flight is not None:
+            self._flight.span.set_attribute(sc.GEN_AI_TOOL_CALL_ARGUMENTS, _json(arguments))
+
+    def record_result(self, result: object) -> None:
+        """The tool's result as ``gen_ai.tool.call.result``, only with ``capture_content = true``."""
+        if self._capture and self._flight is not None:
+            self._flight.span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, _json(result))
 
     def activate(self) -> None:
         if self._flight is not None:
             self._flight.activate()
+
+    def returned(self, result: Any) -> None:
+        try:
+            self.record_result(result)
+        except Exception:
+            log_once("tool-result", "otel-migration: could not record a tool's result")
 
     def close(self, exc: BaseException | None) -> None:
         flight = self._flight
@@ -114,12 +146,15 @@ class Tool(Spanned[ToolRun]):
         self._name_for(None)  # a nameless block is a programming error: say so before running
         return super().__enter__()
 
-    def _start(self, function: Callable[..., Any] | None) -> ToolRun:
+    def _start(self, function: Callable[..., Any] | None, call: Call | None = None) -> ToolRun:
         try:
             telemetry = active()
             if telemetry is None or not telemetry.enabled:
                 return ToolRun(None, None, ("", "", ""), None)
-            return self._start_traced(telemetry, self._name_for(function))
+            run = self._start_traced(telemetry, self._name_for(function))
+            if run._capture and function is not None and call is not None:
+                run.record_arguments(_arguments(function, call))
+            return run
         except Exception:
             log_once("tool-start", "otel-migration: failed to start a tool run's telemetry")
             return ToolRun(None, None, ("", "", ""), None)
@@ -130,10 +165,22 @@ class Tool(Spanned[ToolRun]):
         span, ctx = start_span(telemetry, f"execute_tool {name}", attributes)
         migration = scope.migration if scope is not None else telemetry.settings.migration
         key = (name, migration, scope.version if scope is not None else "")
-        return ToolRun(InFlight(telemetry, span, ctx), telemetry.find(AgentMetrics), key, current_loop())
+        flight = InFlight(telemetry, span, ctx)
+        capture = telemetry.settings.capture_content
+        return ToolRun(flight, telemetry.find(AgentMetrics), key, current_loop(), capture)
 
     def __repr__(self) -> str:
         return f"tool({self.name!r})"
+
+
+def _arguments(function: Callable[..., Any], call: Call) -> dict[str, Any]:
+    """A decorated tool's arguments by parameter name (``self`` and ``cls`` left out)."""
+    args, kwargs = call
+    try:
+        bound = inspect.signature(function).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return {"args": list(args), **kwargs}
+    return {key: value for key, value in bound.items() if key not in ("self", "cls")}
 
 
 def tool(
