@@ -1,11 +1,18 @@
 """The alert rules fire on what the analytics report for a simulated migration (promtool, simulated time).
 
-The gauges the simulated migration produces each hour (p95 improvement per operation, the 24 h
-adoption ratio) become per-minute Prometheus series; ``promtool test rules`` evaluates the shipped
-rules over them: the p95 regression alert fires for ``search`` (2.0 is slower) and not for
-``checkout`` (faster), the adoption-stalled alert stays quiet while the rollout ramps and fires
-once it has held at 50 % for over an hour, and the error-spike alert fires in the hour whose last
-5 minutes had a burst of network errors on 2.0, and only then.
+The figures the simulated migration produces each hour (p95 improvement per operation, the 24 h
+adoption ratio, the error-spike flag) become per-minute Prometheus series; ``promtool test rules``
+evaluates the shipped rules over them: the p95 regression alert fires for ``search`` (2.0 is
+slower) and not for ``checkout`` (faster), the adoption-stalled alert stays quiet while the rollout
+ramps and fires once it has held at 50 % for over an hour, and the error-spike alert fires in the
+hour whose last 5 minutes had a burst of network errors on 2.0, and only then.
+
+The simulated service is one process, so its figures are the fleet's: the improvement and the
+ratio are fed under the names the collector's migration_analytics component exports them with
+(``migration_fleet_*``, window labels included, with ``migration_fleet_instances`` at 1 while it
+runs), the spike flag, which has no fleet figure, as that process's gauge (label ``instance``).
+After the last simulated hour the service stops: its figures stay frozen at their last values
+(the component keeps exporting its windows) while the instances drop to 0, and no alert may fire.
 """
 
 from __future__ import annotations
@@ -22,11 +29,18 @@ RULES = Path(__file__).resolve().parents[1] / "collector_config" / "alerts" / "m
 RAMP = [0, 5, 10, 20, 30, 40, 50, 50, 50, 50]  # ramps for 6 hours, then holds at 50 %
 BURST_HOUR = 7
 JOB = "sim"
+INSTANCE = "sim-worker-1"
+STOPPED_HOURS = 1  # after the simulation: the service's processes are gone
 
 
 def per_minute(values: list[float | None]) -> str:
     """One value an hour as 60 samples a minute, in promtool's expanding notation (``_`` = no sample)."""
     return " ".join("_x59 _" if v is None else f"{v!r}+0x59" for v in values)
+
+
+def stopped(values: list[float | None]) -> list[float | None]:
+    """The series after the service stopped: the last value, frozen, for STOPPED_HOURS more hours."""
+    return values + values[-1:] * STOPPED_HOURS
 
 
 def go_percentage(value: float) -> str:
@@ -63,22 +77,27 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
     spikes = [spike(h) for h in range(len(RAMP))]
     assert spikes[BURST_HOUR] == 1 and spikes.count(1) == 1, spikes
 
+    # The figures hold at their last values once the service stopped (the component still exports
+    # its windows); a silent process's gauge leaves the collector (metric_expiration): no sample.
+    instances: list[float | None] = [1.0] * len(RAMP) + [0.0] * STOPPED_HOURS
     series = [
         (
-            f'migration_performance_improvement_percent{{job="{JOB}", migration_name="{name}", '
-            f'migration_operation="{op}", migration_version="2.0", migration_statistic="p95"}}',
-            per_minute(values),
+            f'migration_fleet_performance_improvement_percent{{job="{JOB}", migration_name="{name}", '
+            f'migration_operation="{op}", migration_version="2.0", migration_statistic="p95", '
+            'migration_window="1h"}',
+            per_minute(stopped(values)),
         )
         for op, values in improvement.items()
     ] + [
         (
-            f'migration_adoption_ratio{{job="{JOB}", migration_name="{name}", migration_window="24h"}}',
-            per_minute(ratio),
+            f'migration_fleet_adoption_ratio{{job="{JOB}", migration_name="{name}", migration_window="24h"}}',
+            per_minute(stopped(ratio)),
         ),
+        (f'migration_fleet_instances{{job="{JOB}"}}', per_minute(instances)),
         (
-            f'migration_error_spike_ratio{{job="{JOB}", migration_name="{name}", migration_version="2.0", '
-            'migration_error_category="network"}',
-            per_minute(spikes),
+            f'migration_error_spike_ratio{{job="{JOB}", instance="{INSTANCE}", migration_name="{name}", '
+            'migration_version="2.0", migration_error_category="network"}',
+            per_minute(spikes + [None] * STOPPED_HOURS),
         ),
     ]
     regression = improvement["search"][5]
@@ -105,6 +124,7 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
         "              migration_operation: search",
         '              migration_version: "2.0"',
         "              migration_statistic: p95",
+        "              migration_window: 1h",
         "            exp_annotations:",
         f"              summary: {yaml_quote(f'{name} 2.0 is slower than the control at p95')}",
         "              description: "
@@ -158,6 +178,11 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
         "        alertname: MigrationErrorSpike",
         "        exp_alerts: []",
     ]
+    # The service has stopped: the p95 regression and the held ratio are frozen, no alert fires.
+    assert stopped(improvement["search"])[-1] == improvement["search"][-1] is not None
+    assert improvement["search"][-1] < -10 and 0 < ratio[-1] < 0.95  # they would fire, unguarded
+    for alert in ("MigrationPerformanceRegression", "MigrationAdoptionStalled"):
+        lines += [f"      - eval_time: {len(RAMP)}h30m", f"        alertname: {alert}", "        exp_alerts: []"]
     test_file = tmp_path / "simulated.test.yml"
     test_file.write_text("\n".join(lines) + "\n")
     result = subprocess.run(
