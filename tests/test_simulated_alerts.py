@@ -182,7 +182,11 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
     assert stopped(improvement["search"])[-1] == improvement["search"][-1] is not None
     assert improvement["search"][-1] < -10 and 0 < ratio[-1] < 0.95  # they would fire, unguarded
     for alert in ("MigrationPerformanceRegression", "MigrationAdoptionStalled"):
-        lines += [f"      - eval_time: {len(RAMP)}h30m", f"        alertname: {alert}", "        exp_alerts: []"]
+        lines += [
+            f"      - eval_time: {len(RAMP)}h30m",
+            f"        alertname: {alert}",
+            "        exp_alerts: []",
+        ]
     test_file = tmp_path / "simulated.test.yml"
     test_file.write_text("\n".join(lines) + "\n")
     result = subprocess.run(

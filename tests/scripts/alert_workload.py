@@ -3,10 +3,16 @@
     python alert_workload.py MIGRATION ANTHROPIC_BASE_URL
 
 Run by ``tests/e2e/test_alert_names.py`` against the real collector (``OTEL_*`` from the test): both
-versions of a rolled-out migration for 120 users (2.0 slower, with a burst of timeouts, and one
-cancelled call), quality scores and NPS answers, LLM calls through the real ``anthropic`` SDK to the
-loopback server of ``tests/llm_server.py`` (priced, one of them streamed, against a daily budget),
-then the kill switch, lifted again. The analytics are evaluated before exit so that their gauges are exported.
+versions of a rolled-out migration for 200 users, each call inside ``subject()`` (2.0 twice as slow,
+with a burst of timeouts, and one cancelled call), quality scores and NPS answers, LLM calls through
+the real ``anthropic`` SDK to the loopback server of ``tests/llm_server.py`` (priced, one of them
+streamed, against a daily budget), then the kill switch, lifted again. The analytics are evaluated
+before exit so that their gauges are exported.
+
+The same calls reach the collector's migration_analytics component as mergeable state (docs/fleet.md),
+so the fleet's figures the rules read exist too: distinct users per version from the sketches (the
+adoption ratio), and enough successful calls of each version (about 100 and 80, above the
+component's ``min_samples`` of 30) for the p95 improvement and a latency verdict ("worse").
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import anthropic
 import otel_migration
 from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
 
-USERS = 120
+USERS = 200
 MESSAGES = [{"role": "user", "content": "Summarise the ticket in one line."}]
 
 
@@ -31,7 +37,7 @@ def main() -> None:
     otel_migration.configure(
         migration=migration,
         budgets={f"{migration}-budget": {"daily_usd": 0.05}},
-        # Small enough for 120 users to reach every verdict and the spike check.
+        # Small enough for the users to reach every in-process verdict and the spike check.
         analytics={"min_samples": 10, "spike_min_errors": 3, "evaluate_every_s": 1},
     )
     # The sample-ratio check wants a split that has held for the last hour: this one is dated two
