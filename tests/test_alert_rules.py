@@ -111,3 +111,12 @@ def test_alert_has_firing_and_quiet_test_cases(name: str) -> None:
 def test_test_cases_name_only_existing_alerts() -> None:
     unknown = {name for name, _ in _test_cases()} - set(ALERTS)
     assert not unknown, f"test cases for alerts that do not exist: {sorted(unknown)}"
+
+
+def test_every_fixture_series_is_one_a_rule_reads() -> None:
+    """A fixture under a name no rule reads (left behind by a renamed selector) tests nothing."""
+    rules = RULES.read_text().split("\ngroups:\n", 1)[1]
+    names = set(re.findall(r"^\s*- series:\s*'([A-Za-z_:][\w:]*)", RULE_TESTS.read_text(), re.MULTILINE))
+    assert len(names) >= 15, sorted(names)
+    unread = {name for name in names if not re.search(rf"(?<![\w:]){name}(?![\w:])", rules)}
+    assert not unread, f"fixtures of series no rule reads: {sorted(unread)}"
