@@ -148,9 +148,8 @@ def test_alert_rules_fire_on_the_simulated_migration(tmp_path: Path) -> None:
         "              description: "
         + yaml_quote(
             f"Over the last 24 hours {stalled_value} of the users of {name} ({JOB}) used the new version, "
-            "and "
-            "that share has stopped growing (less than 0.1 percentage point in an hour, or the collector flags "
-            "the adoption as stalled). Check the rollout percentage and the feature flag."
+            "and that share has stopped growing (less than 0.1 percentage point in an hour, or the "
+            "collector flags the adoption as stalled). Check the rollout percentage and the feature flag."
         ),
     ]
     lines += [
