@@ -55,7 +55,7 @@ AFTER_AN_HOUR = {"migration.fleet.sample_ratio_mismatch"}
 _UNIT_SUFFIX = {"": "", "s": "_seconds", "%": "_percent"}
 # Short enough for the test to watch an exited process's series go, long enough for the scrape
 # right after the workload's last export to see them.
-EXPIRATION_S = 15
+EXPIRATION_S = 20
 # Per-process gauges the rules aggregate over `instance` (no fleet figure): they must expire.
 PER_PROCESS_GAUGES = (
     "migration_error_spike_ratio",
