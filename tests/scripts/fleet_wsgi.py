@@ -13,6 +13,9 @@ line, so every worker of every replica appends whole lines to one file): the use
 the outcome, ``inner`` (the seconds measured inside the versioned function, from its first to its
 last statement) and ``outer`` (measured around the call of the wrapped function, so the SDK
 wrapper's own duration lies between the two), the pid and the service's replica name.
+:class:`WrapperClock`, a call listener, appends what the SDK itself measured (the duration its
+state histogram receives) to ``FLEET_WRAPPER_LOG``: the component's precision is judged against
+those, the SDK's measurement against ``inner`` and ``outer``.
 
 Each worker calls ``otel_migration.configure()`` itself, after the fork (the gunicorn config's
 ``post_worker_init``): the SDK's exporter threads do not survive a fork.
@@ -33,7 +36,7 @@ import otel_migration
 MIGRATION = "fleet-gunicorn"
 OPERATION = "quote"
 SUBJECT_KEY = "fleet-gunicorn-shared-subject-key"
-BASE_S = 0.010  # 1.0's median sleep
+BASE_S = 0.020  # 1.0's median sleep
 
 
 class Declined(RuntimeError):
@@ -68,14 +71,31 @@ def quote_v2(user: int, factor: float, draw: float, timing: dict[str, float]) ->
     return _work(BASE_S * slowdown * factor, draw < 0.03, user, timing)
 
 
-_truth_fd: int | None = None
+def _append(env: str) -> Callable[[dict[str, Any]], None]:
+    """A writer of whole JSON lines to the file named by ``env`` (opened on first use, after the fork)."""
+    fd: int | None = None
+
+    def write(line: dict[str, Any]) -> None:
+        nonlocal fd
+        if fd is None:
+            fd = os.open(os.environ[env], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, (json.dumps(line) + "\n").encode())
+
+    return write
 
 
-def _truth(line: dict[str, Any]) -> None:
-    global _truth_fd
-    if _truth_fd is None:
-        _truth_fd = os.open(os.environ["FLEET_TRUTH"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_truth_fd, (json.dumps(line) + "\n").encode())
+_truth = _append("FLEET_TRUTH")
+
+
+class WrapperClock:
+    """A call listener: logs each versioned call's duration as the SDK measured it (its wrapper's clock)."""
+
+    def __init__(self) -> None:
+        self._write = _append("FLEET_WRAPPER_LOG")
+
+    def on_call(self, record: otel_migration.CallRecord | Any) -> None:
+        if isinstance(record, otel_migration.CallRecord) and record.kind == "call":
+            self._write({"version": record.version, "outcome": record.outcome, "s": record.duration_s})
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
