@@ -13,7 +13,9 @@ instance after 5 s of silence) is scraped by Debian's Prometheus every second, w
 Prometheus's query API:
 
 - requests per version equal the truth exactly;
-- distinct users per version are within 3 standard errors of the sketch (3 x 1.6 %);
+- distinct users per version are within 3 standard errors of the sketch (3 x 1.6 %), and equal
+  (to rounding) the estimate of one sketch built here from the truth's users: the union of the
+  processes' sketches is exact;
 - p95 per version is within the histogram's 0.55 % of the pooled durations the SDK measured
   (numpy's default linear percentile, as tests/e2e/test_fleet_component.py; a call listener in each
   worker logs them), and that p95 lies between the p95 of the app's own clocks inside and around
@@ -48,8 +50,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from otel_migration._analytics.sketch import HyperLogLog
 from otel_migration._analytics.verdicts import adjust, error_rate_verdict, shift_verdict
 from otel_migration._core.config import AnalyticsSettings
+from otel_migration._core.pseudonyms import Pseudonymizer
+from otel_migration._core.subjects import subject_hash
 
 from .stack import CONFIG, ROOT, Process, Stack, binaries, free_port, http_get, wait_until
 
@@ -59,6 +64,7 @@ SCRIPTS = ROOT / "tests" / "scripts"
 GUNICORN_CONF = SCRIPTS / "fleet_gunicorn.conf.py"
 SERVICE, MIGRATION, OPERATION = "fleet-gunicorn", "fleet-gunicorn", "quote"
 USERS = 2_000
+SUBJECT_KEY = "fleet-e2e-shared-subject-key"  # every process's subject_key (FLEET_SUBJECT_KEY)
 SKETCH_ERROR = 1.04 / math.sqrt(4096)  # HyperLogLog at p = 12: 1.6 %
 HISTOGRAM_ERROR = 0.0055  # a scale-6 bucket's midpoint against any value in it (docs/fleet.md §2)
 STREAM_TTL_S = 5
@@ -221,6 +227,7 @@ def sdk_env(otlp: dict[str, str], service: str, truth: Path, wrapper: Path) -> d
             "OTEL_BSP_SCHEDULE_DELAY": "1000",
             "FLEET_TRUTH": str(truth),
             "FLEET_WRAPPER_LOG": str(wrapper),
+            "FLEET_SUBJECT_KEY": SUBJECT_KEY,
         }
     )
 
@@ -265,6 +272,17 @@ class Truth:
     def users(self) -> dict[str, int]:
         return {v: len({r["user"] for r in self.rows if r["version"] == v}) for v in self.versions()}
 
+    def sketch_estimates(self) -> dict[str, float]:
+        """What the union of every process's sketches must estimate: one sketch of the version's users."""
+        pseudonym = Pseudonymizer(SUBJECT_KEY.encode()).pseudonym
+        estimates = {}
+        for version in self.versions():
+            sketch = HyperLogLog()
+            for user in {r["user"] for r in self.rows if r["version"] == version}:
+                sketch.add(subject_hash(pseudonym(f"user-{user}")))
+            estimates[version] = sketch.estimate()
+        return estimates
+
     def durations(self, version: str, clock: str = "inner") -> np.ndarray[Any, Any]:
         """Seconds of the successful calls (the state's histogram holds only those).
 
@@ -287,24 +305,25 @@ def check_fleet_figures(prometheus: Prometheus, truth: Truth, service: str, migr
 
     wait_until(lambda: requests() == calls, 60, f"the fleet's requests {calls} at Prometheus")
 
-    users = truth.users()
+    users, estimates = truth.users(), truth.sketch_estimates()
 
     def users_seen() -> dict[str, float]:
         return prometheus.by_version(f'migration_fleet_adoption_users{{{where}, migration_window="1h"}}')
 
-    def users_within_error() -> bool:
+    def union_complete() -> bool:
         seen = users_seen()
-        return seen.keys() == users.keys() and all(
-            abs(seen[v] - users[v]) <= 3 * SKETCH_ERROR * users[v] for v in users
-        )
+        return seen.keys() == estimates.keys() and all(abs(seen[v] - estimates[v]) <= 0.5 for v in seen)
 
     # Sketches are shipped every 10 s: the last calls' users arrive a little after the counts.
-    with contextlib.suppress(TimeoutError):  # then the assertion below says by how much
-        wait_until(users_within_error, 30, "distinct users within the sketch's error")
+    with contextlib.suppress(TimeoutError):  # then the assertions below say by how much
+        wait_until(union_complete, 30, "the union of every process's sketches")
     seen = users_seen()
     print(f"{service}: requests {calls}, errors", {v: truth.errors(v) for v in calls})
-    print(f"{service}: distinct users truth {users}, fleet {seen}")
+    print(f"{service}: distinct users truth {users}, fleet {seen}, one sketch of the truth {estimates}")
     for version, distinct in users.items():
+        # The union of six processes' sketches is the sketch of all their users (register maxima)...
+        assert abs(seen[version] - estimates[version]) <= 0.5, (version, seen, estimates)
+        # ...and within the sketch's error of the distinct users.
         assert abs(seen[version] - distinct) <= 3 * SKETCH_ERROR * distinct, (version, seen, users)
 
     p95 = prometheus.by_version(

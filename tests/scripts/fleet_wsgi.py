@@ -35,7 +35,7 @@ import otel_migration
 
 MIGRATION = "fleet-gunicorn"
 OPERATION = "quote"
-SUBJECT_KEY = "fleet-gunicorn-shared-subject-key"
+SUBJECT_KEY = os.environ.get("FLEET_SUBJECT_KEY", "fleet-gunicorn-shared-subject-key")
 BASE_S = 0.020  # 1.0's median sleep
 
 
