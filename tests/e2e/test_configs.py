@@ -23,6 +23,13 @@ def test_collector_config_with_generated_cost_rules_validates() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_first_tier_gateway_config_validates() -> None:
+    """collector_config/otelcol-gateway.yaml: the scale-out layout's first tier (docs/fleet.md)."""
+    otelcol, _ = binaries()
+    result = validate(otelcol, CONFIG / "otelcol-gateway.yaml")
+    assert result.returncode == 0, result.stderr
+
+
 def test_jaeger_config_validates() -> None:
     _, jaeger = binaries()
     result = validate(jaeger, CONFIG / "jaeger.yaml")
