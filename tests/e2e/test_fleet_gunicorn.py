@@ -69,11 +69,6 @@ SKETCH_ERROR = 1.04 / math.sqrt(4096)  # HyperLogLog at p = 12: 1.6 %
 HISTOGRAM_ERROR = 0.0055  # a scale-6 bucket's midpoint against any value in it (docs/fleet.md §2)
 STREAM_TTL_S = 5
 ALERT = "MigrationLatencyRegressionSignificant"
-# The fleet form of the latency alert (issue 11, item 4): one series per migration, none once every
-# process of the service is gone. Used in the test's copy of the rules until the shipped rule has it.
-FLEET_LATENCY_EXPR = (
-    'migration_fleet_verdict{migration_metric="latency"} == -1 and on (job) migration_fleet_instances > 0'
-)
 
 
 class FleetStack(Stack):
@@ -87,26 +82,14 @@ class FleetStack(Stack):
 
 
 # -- Prometheus -------------------------------------------------------------------------------------
-def rules_copy(work: Path) -> tuple[list[Path], bool]:
-    """Copies of the shipped rule files with every ``for:`` at 1 s; whether the latency rule was replaced.
-
-    The latency rule's expression is set to the fleet form when the shipped one still reads the
-    per-process gauge (another change moves it to ``migration_fleet_verdict``).
-    """
-    copies, replaced = [], False
+def rules_copy(work: Path) -> list[Path]:
+    """Copies of the shipped rule files with every ``for:`` at 1 s (the expressions as shipped)."""
+    copies = []
     for rules in sorted((CONFIG / "alerts").glob("*.rules.yml")):
-        text = re.sub(r"(?m)^(\s+for:\s*)\d+[smh]\s*$", r"\g<1>1s", rules.read_text())
-        block = re.search(rf"(?ms)^(\s+)- alert: {ALERT}\n.*?(?=^\1- alert:|\Z)", text)
-        if block is not None and "migration_fleet_verdict" not in block.group(0):
-            rule = re.sub(
-                r"(?m)^(\s+expr:\s*).*$", lambda m: m.group(1) + FLEET_LATENCY_EXPR, block.group(0), count=1
-            )
-            text = text[: block.start()] + rule + text[block.end() :]
-            replaced = True
         copy = work / rules.name
-        copy.write_text(text)
+        copy.write_text(re.sub(r"(?m)^(\s+for:\s*)\d+[smh]\s*$", r"\g<1>1s", rules.read_text()))
         copies.append(copy)
-    return copies, replaced
+    return copies
 
 
 @dataclass
@@ -378,7 +361,6 @@ class Fleet:
     prometheus: Prometheus
     replicas: list[Gunicorn]
     truth: Truth
-    rules_replaced: bool
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +368,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     work = tmp_path_factory.mktemp("fleet-gunicorn")
     otelcol, jaeger = binaries()
     truth_path, wrapper_path = work / "truth.jsonl", work / "wrapper.jsonl"
-    rules, replaced = rules_copy(work)
+    rules = rules_copy(work)
     with FleetStack(work, otelcol, jaeger) as stack:
         target = f"127.0.0.1:{stack.ports['prometheus']}"
         with Prometheus(work, [target], rules) as prometheus:
@@ -408,7 +390,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 wait_until(
                     lambda: len(wrapper_path.read_text().splitlines()) == calls, 30, "the SDK's records"
                 )
-                yield Fleet(prometheus, replicas, Truth.read(truth_path, wrapper_path), replaced)
+                yield Fleet(prometheus, replicas, Truth.read(truth_path, wrapper_path))
             finally:
                 for replica in replicas:
                     replica.stop()
@@ -442,8 +424,8 @@ def test_the_fleets_figures_at_prometheus_equal_the_pooled_truth(fleet: Fleet) -
 
 
 def test_one_alert_for_the_migration_and_it_clears_when_its_workers_are_gone(fleet: Fleet) -> None:
-    if fleet.rules_replaced:
-        print(f"the test's copy of the rules reads the fleet series: {ALERT} = {FLEET_LATENCY_EXPR}")
+    shipped = (CONFIG / "alerts" / "migration.rules.yml").read_text()
+    assert "migration_fleet_verdict" in shipped.split(f"- alert: {ALERT}")[1].split("- alert:")[0]
     prometheus = fleet.prometheus
     firing = f'ALERTS{{alertname="{ALERT}", alertstate="firing"}}'
     wait_until(lambda: len(prometheus.query(firing)) > 0, 30, f"{ALERT} firing")
