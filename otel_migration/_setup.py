@@ -140,7 +140,7 @@ def _commit(telemetry: Telemetry) -> Telemetry | None:
     settings = telemetry.settings
     telemetry.get(MigrationAnalytics).settings = settings.analytics
     _connect_logs(telemetry)
-    rollouts.registry.configure(settings.rollouts)
+    rollouts.registry.configure(settings.rollouts, flag_file=settings.flag_file)
     BUDGETS.configure(settings.budgets)
     return runtime.set_active(telemetry)
 
@@ -149,7 +149,7 @@ def attach(settings: Settings, providers: Providers) -> Telemetry:
     """The core's lazy path: the application installed providers but never called ``configure``."""
     telemetry = assemble(settings, providers)
     _connect_logs(telemetry)
-    rollouts.registry.configure(settings.rollouts)
+    rollouts.registry.configure(settings.rollouts, flag_file=settings.flag_file)
     BUDGETS.configure(settings.budgets)
     return telemetry
 

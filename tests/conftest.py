@@ -82,3 +82,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     yield
     otel_migration.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _own_flag_file(_clean_environment: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rollouts live in a flag file: every test gets its own, never one in the working directory."""
+    monkeypatch.setenv("OTEL_MIGRATION_FLAG_FILE", str(tmp_path / "otel-migration-flags.json"))

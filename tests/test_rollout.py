@@ -1,14 +1,24 @@
-"""Rollouts: deterministic, sticky as they ramp, lists and kill switch, recorded as flag evaluations."""
+"""Rollouts: deterministic, sticky as they ramp, lists and kill switch, recorded as flag evaluations.
+
+Every rollout here is an OpenFeature flag served by flagd's file provider from the test's own flag
+file (tests/conftest.py sets ``OTEL_MIGRATION_FLAG_FILE``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from pathlib import Path
 
+import cbor2
+import mmh3
 import pytest
+from openfeature.contrib.tools.flagd.core import FlagdCore
+from openfeature.evaluation_context import EvaluationContext
 
 import otel_migration
-from otel_migration._rollouts.rollout import bucket_of, registry
+from otel_migration._rollouts.rollout import flags, registry
 
 from .conftest import Harness
 
@@ -23,35 +33,75 @@ USERS = [f"user-{i}" for i in range(10_000)]
 
 def test_deterministic_and_close_to_the_percent() -> None:
     name = unique("billing")
-    first = [otel_migration.rollout(name, u, percent=25) for u in USERS]
-    again = [otel_migration.rollout(name, u) for u in USERS]
+    first = [otel_migration.rollout(name, u, percent=25) for u in USERS[:5000]]
+    again = [otel_migration.rollout(name, u, percent=60) for u in USERS[:5000]]  # seeds once: the file wins
     assert first == again
-    share = first.count("2.0") / len(USERS)
-    assert abs(share - 0.25) < 0.02  # binomial sd at n=10k is 0.4 %: 5 sd of slack
+    share = first.count("2.0") / 5000
+    assert abs(share - 0.25) < 0.03  # binomial sd at n=5000 is 0.6 %: 5 sd of slack
     assert set(first) == {"1.0", "2.0"}
 
 
-def test_bucket_is_a_stable_hash_not_random() -> None:
-    # Pinned values: a different Python, process or PYTHONHASHSEED must give the same buckets.
-    assert [bucket_of("billing", u) for u in ("alice", "bob", "carol")] == [
-        bucket_of("billing", "alice"),
-        bucket_of("billing", "bob"),
-        bucket_of("billing", "carol"),
-    ]
-    import hashlib
-
-    digest = hashlib.sha256(b"billing\x00alice").digest()
-    assert bucket_of("billing", "alice") == int.from_bytes(digest[:8], "big") % 10_000
+def test_buckets_are_flagds_fractional_hash_not_random() -> None:
+    # flagd's documented algorithm, computed here from its definition: murmur3 (32 bit, unsigned)
+    # of the CBOR of [flag key, targeting key], scaled into the summed weight (10,000). The same
+    # user lands in the same bucket in every process, run and language of the flagd providers.
+    name = unique("billing")
+    otel_migration.set_rollout(name, percent=37.5)
+    for user in USERS[:2000]:
+        bucket = (mmh3.hash(cbor2.dumps([name, user], canonical=True), signed=False) * 10_000) >> 32
+        assert otel_migration.rollout(name, user) == ("2.0" if bucket >= 6250 else "1.0")
 
 
 def test_sticky_as_the_percent_ramps_up() -> None:
+    # Raising the percent only ever moves users from 1.0 to 2.0: the candidate is listed last in
+    # the fractional split and the weights always sum to 10,000.
     name = unique("ramp")
+    users = USERS[:3000]
     on_candidate: set[str] = set()
-    for percent in (1, 5, 10, 25, 50, 75, 100):
-        now = {u for u in USERS if otel_migration.rollout(name, u, percent=percent) == "2.0"}
+    for percent in (0, 1, 10, 25, 60, 99.99, 100):
+        otel_migration.set_rollout(name, percent=percent)
+        now = {u for u in users if otel_migration.rollout(name, u) == "2.0"}
         assert on_candidate <= now, "a user moved back to 1.0 while the percent grew"
+        assert abs(len(now) / len(users) - percent / 100) < 0.035  # binomial sd <= 0.9 % at n=3000
         on_candidate = now
-    assert on_candidate == set(USERS)
+    assert on_candidate == set(users)
+
+
+def _flagd_split(first: str, second: str, first_weight: int) -> dict[str, object]:
+    return {
+        "flags": {
+            "f": {
+                "state": "ENABLED",
+                "variants": {"1.0": "1.0", "2.0": "2.0"},
+                "defaultVariant": "1.0",
+                "targeting": {"fractional": [[first, first_weight], [second, 10_000 - first_weight]]},
+            }
+        }
+    }
+
+
+def test_the_candidate_must_stay_at_the_same_end_of_the_split() -> None:
+    # Why the writer always lists the candidate last: a user is on the candidate when its hash
+    # falls in the candidate's end of [0, 1), so ramping is monotone only while that end stays the
+    # same. Put the candidate first at 30 % and last at 60 %, and users move back to 1.0.
+    core = FlagdCore()
+
+    def on_candidate(split: dict[str, object]) -> set[str]:
+        core.set_flags(split)
+        return {
+            u
+            for u in USERS[:3000]
+            if core.resolve_string_value("f", "1.0", EvaluationContext(targeting_key=u)).value == "2.0"
+        }
+
+    last_30, last_60 = (
+        on_candidate(_flagd_split("1.0", "2.0", 7000)),
+        on_candidate(_flagd_split("1.0", "2.0", 4000)),
+    )
+    first_30 = on_candidate(_flagd_split("2.0", "1.0", 3000))
+    assert last_30 <= last_60
+    assert not first_30 <= last_60
+    assert len(first_30 - last_60) > 300  # about 30 % x 40 % of 3000 users would move back
 
 
 def test_allow_deny_and_kill_switch() -> None:
@@ -68,7 +118,7 @@ def test_allow_deny_and_kill_switch() -> None:
     otel_migration.kill_rollout(name, reason="again")  # a second kill is not a second rollback
     assert {otel_migration.rollout(name, u) for u in ("vip", "anyone", "fragile")} == {"1.0"}
     state = registry.get(name)
-    assert state is not None and state.rollbacks == 1 and state.kill_reason == "again"
+    assert state is not None and state.killed and state.rollbacks == 1 and state.kill_reason == "again"
     assert rolled_back.count(name) == 1
     otel_migration.restore_rollout(name)
     assert otel_migration.rollout(name, "anyone") == "2.0"
@@ -95,8 +145,9 @@ def test_decision_is_a_feature_flag_evaluation_event_with_a_pseudonym(harness: H
     assert event.name == "feature_flag.evaluation"
     assert event.attributes["feature_flag.key"] == name
     assert event.attributes["feature_flag.result.variant"] == variant == "2.0"
-    assert event.attributes["feature_flag.result.reason"] == "split"
-    assert event.attributes["feature_flag.provider.name"] == "otel-migration"
+    # flagd reports a fractional or list decision as a targeting match
+    assert event.attributes["feature_flag.result.reason"] == "targeting_match"
+    assert event.attributes["feature_flag.provider.name"] == "FlagdProvider"
     context_id = event.attributes["feature_flag.context.id"]
     assert context_id != "alice@example.com" and len(context_id) == 16  # never the raw id
     assert "alice" not in str(span.to_json())

@@ -155,6 +155,9 @@ class Settings:
     #: Off by default: they hold personal and confidential data.
     capture_content: bool = False
     rollouts: Mapping[str, RolloutSpec] = field(default_factory=dict)
+    #: The flag file (flagd's schema) every process of the host reads its rollouts from, when the
+    #: application set no OpenFeature provider of its own; relative paths are from the working directory.
+    flag_file: str = "otel-migration-flags.json"
     #: A price file replacing or adding models of the shipped table (same TOML layout).
     pricing_file: str | None = None
     #: Model name -> tier, overriding the price table's tiers.
@@ -355,6 +358,7 @@ _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "export_subject_ids": _parse_bool,
     "capture_content": _parse_bool,
     "rollouts": _parse_rollouts,
+    "flag_file": _parse_name,
     "pricing_file": _parse_name,
     "model_tiers": _parse_model_tiers,
     "budgets": parse_budgets,
@@ -373,6 +377,7 @@ _ENV_NAMES: Final = {
     "export_subject_ids": "OTEL_MIGRATION_EXPORT_SUBJECT_IDS",
     "capture_content": "OTEL_MIGRATION_CAPTURE_CONTENT",
     "pricing_file": "OTEL_MIGRATION_PRICING_FILE",
+    "flag_file": "OTEL_MIGRATION_FLAG_FILE",
 }
 KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_file"}
 

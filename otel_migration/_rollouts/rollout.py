@@ -1,30 +1,35 @@
-"""Percentage rollouts: which version a user gets, sticky, recorded as feature-flag evaluations.
+"""Percentage rollouts: which version a user gets, decided by an OpenFeature flag, the same on every process.
 
-A subject's bucket is a stable hash of ``(rollout name, subject id)`` into 10,000 buckets, never
-``random``: the same user always lands in the same bucket, in every process, so raising the
-percent only ever *adds* users to the candidate (sticky ramp-up) and a decision can be
-reproduced from the id alone. Deny lists beat allow lists; the kill switch beats both and sends
-everyone to the control version, counted as a rollback.
+``rollout(name, user)`` evaluates the string flag ``name`` through the OpenFeature API (variants are
+the versions, the subject is the targeting key) with whatever provider the application set; when
+it set none, flagd's provider reads the flag file (:mod:`.flagfile`) that every process of the host
+watches, so one flag state serves the fleet, survives restarts and changes without a deploy.
+Buckets are flagd's ``fractional``: sticky per user, and raising the percent only *adds* users to
+the candidate. Deny lists beat allow lists; the kill switch beats both and sends everyone to the
+control version, counted as a rollback in the flag state itself.
 
-Each decision is an OpenTelemetry feature-flag evaluation: a ``feature_flag.evaluation`` event
-on the current span with ``feature_flag.key``, ``feature_flag.result.variant``,
-``feature_flag.result.reason`` and the pseudonymised ``feature_flag.context.id``; counts per
-variant and reason, the percent in force and rollbacks are metrics.
+``set_rollout`` / ``kill_rollout`` / ``restore_rollout`` (and ``otel-migration rollout``) edit the
+flag file; ``percent=`` in code and ``[rollouts.NAME]`` in the configuration *seed* it: they create
+a rollout the file does not have yet, and the file wins for one it has (a kill or a ramp made with
+the command line must not be undone by the next restart).
+
+Each evaluation is recorded by the OpenFeature hook in :mod:`.flags`: a ``feature_flag.evaluation``
+event on the current span (``feature_flag.key``, ``.result.variant``, ``.result.reason``,
+``.provider.name``, the pseudonymised ``.context.id``) and ``migration.rollout.decisions``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from openfeature.exception import ErrorCode
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.metrics import Meter
 
 from .._calls.versioned import versioned
@@ -33,12 +38,15 @@ from .._core.config import RolloutSpec
 from .._core.context import Subject, subject_context
 from .._core.instruments import Measured, observer
 from .._core.subjects import pseudonymize
+from .flagfile import FlagFile, RolloutState, check_name, checked_percent
+from .flags import FlagService, describe, reason_of
 
 __all__ = [
     "Decision",
-    "Rollout",
     "RolloutRegistry",
+    "RolloutState",
     "Router",
+    "flags",
     "kill_rollout",
     "registry",
     "restore_rollout",
@@ -48,17 +56,8 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-BUCKETS: Final = 10_000
-REASON_SPLIT: Final = "split"  # the percentage decided
-REASON_TARGETING: Final = "targeting_match"  # an allow or deny list decided
-REASON_DISABLED: Final = "disabled"  # the kill switch decided
-PROVIDER_NAME: Final = "otel-migration"
-
-
-def bucket_of(name: str, subject_id: str) -> int:
-    """The subject's bucket in [0, 10000): stable across processes, runs and Python versions."""
-    digest = hashlib.sha256(f"{name}\x00{subject_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
+DEFAULT_CONTROL: Final = "1.0"
+DEFAULT_CANDIDATE: Final = "2.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,122 +68,171 @@ class Decision:
     subject: str  # pseudonymised
 
 
-@dataclass
-class Rollout:
-    """The live state of one rollout; change it through :func:`set_rollout` / :func:`kill_rollout`."""
-
-    name: str
-    spec: RolloutSpec
-    #: When the percent last changed (seconds since the epoch): a split can only be checked
-    #: against a percent that held for the whole window.
-    percent_since: float = field(default_factory=time.time)
-    killed: bool = False
-    kill_reason: str = ""
-    rollbacks: int = 0
-    decisions: dict[tuple[str, str], int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def control(self) -> str:
-        return self.spec.control
-
-    @property
-    def candidate(self) -> str:
-        return self.spec.candidate
-
-    @property
-    def percent(self) -> float:
-        return self.spec.percent
-
-    def decide(self, subject_id: str) -> tuple[str, str]:
-        spec = self.spec
-        if self.killed:
-            return spec.control, REASON_DISABLED
-        if subject_id in spec.deny:
-            return spec.control, REASON_TARGETING
-        if subject_id in spec.allow:
-            return spec.candidate, REASON_TARGETING
-        if bucket_of(self.name, subject_id) < spec.percent * (BUCKETS / 100):
-            return spec.candidate, REASON_SPLIT
-        return spec.control, REASON_SPLIT
-
-    def count(self, variant: str, reason: str) -> None:
-        with self._lock:
-            key = (variant, reason)
-            self.decisions[key] = self.decisions.get(key, 0) + 1
-
-
-RollbackListener = Callable[[Rollout], None]
+RollbackListener = Callable[[RolloutState], None]
 
 
 class RolloutRegistry:
-    """Every rollout of the process, their metrics, and who to tell about a rollback."""
+    """The rollouts of the flag file: their metrics, their changes, and who to tell about a kill."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rollouts: dict[str, Rollout] = {}
+    def __init__(self, flag_service: FlagService) -> None:
+        self.flags = flag_service
         self._listeners: list[RollbackListener] = []
+        self._seeded: set[tuple[str, str]] = set()  # (flag file, rollout) already in the file
+        self._lock = threading.Lock()
 
-    def configure(self, specs: Mapping[str, RolloutSpec]) -> None:
-        """Apply configured rollouts; live state (kill switch, counts) of existing ones is kept."""
-        with self._lock:
+    # -- reading ---------------------------------------------------------------------------
+
+    def _served_file(self) -> FlagFile | None:
+        flag_file = self.flags.file()
+        return flag_file if self.flags.serves(flag_file) else None
+
+    def get(self, name: str) -> RolloutState | None:
+        """The rollout as the flag file has it now (None when absent or another provider serves)."""
+        flag_file = self._served_file()
+        return flag_file.rollouts().get(name) if flag_file is not None else None
+
+    def all(self) -> list[RolloutState]:
+        flag_file = self._served_file()
+        return list(flag_file.rollouts().values()) if flag_file is not None else []
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def _writable(self) -> FlagFile:
+        flag_file = self.flags.file()
+        if not self.flags.serves(flag_file):
+            raise RuntimeError(
+                f"rollouts are served by the application's OpenFeature provider "
+                f"({describe(self.flags.provider())}), not by {flag_file.path}: change the flag there"
+            )
+        return flag_file
+
+    def _edit(
+        self, change: Callable[[dict[str, RolloutState]], Mapping[str, RolloutState]]
+    ) -> dict[str, RolloutState]:
+        flag_file = self._writable()
+        result = flag_file.edit(change)
+        # Our own process sees the change at once; the others at their watcher's next poll.
+        if self.flags.install(flag_file):
+            self.flags.refresh(flag_file)
+        return result
+
+    def configure(self, specs: Mapping[str, RolloutSpec], *, flag_file: str | None = None) -> None:
+        """Apply a configuration: its flag file, and ``[rollouts.*]`` seeded into it."""
+        self.flags.use_path(flag_file)
+        self.flags.add_hook()
+        if specs:
+            self.seed(specs)
+
+    def seed(self, specs: Mapping[str, RolloutSpec]) -> dict[str, RolloutState]:
+        """Add the rollouts the flag file does not have; for those it has, the file wins."""
+
+        def change(current: dict[str, RolloutState]) -> dict[str, RolloutState]:
+            added = {}
             for name, spec in specs.items():
-                existing = self._rollouts.get(name)
-                if existing is None:
-                    self._rollouts[name] = Rollout(name, spec)
-                else:
-                    existing.spec = spec
+                found = current.get(name)
+                if found is None:
+                    added[name] = RolloutState(
+                        check_name(name),
+                        spec.control,
+                        spec.candidate,
+                        checked_percent(spec.percent),
+                        spec.allow,
+                        spec.deny,
+                        percent_since=time.time(),
+                    )
+                elif not found.custom and (found.percent, found.allow, found.deny) != (
+                    spec.percent,
+                    spec.allow,
+                    spec.deny,
+                ):
+                    _logger.info(
+                        "otel-migration: rollout %r: the flag file (%s) wins over the configured %g %%",
+                        name,
+                        found.serves(),
+                        spec.percent,
+                    )
+            return added
 
-    def get(self, name: str) -> Rollout | None:
-        return self._rollouts.get(name)
+        return self._edit(change)
 
-    def obtain(
-        self, name: str, *, percent: float | None, control: str | None, candidate: str | None
-    ) -> Rollout:
-        state = self._rollouts.get(name)
-        if state is not None and percent is None and control is None and candidate is None:
-            return state
+    def seed_once(self, name: str, percent: float, control: str | None, candidate: str | None) -> None:
+        """``rollout(..., percent=)``: create the rollout if the flag file lacks it, once per process."""
+        flag_file = self.flags.file()
+        key = (str(flag_file.path), name)
+        if key in self._seeded:
+            return
+        if self.flags.serves(flag_file):
+            spec = RolloutSpec(
+                percent=percent, control=control or DEFAULT_CONTROL, candidate=candidate or DEFAULT_CANDIDATE
+            )
+            self.seed({name: spec})
         with self._lock:
-            state = self._rollouts.get(name)
+            self._seeded.add(key)
+
+    def update(
+        self,
+        name: str,
+        *,
+        percent: float | None = None,
+        allow: Iterable[str] | None = None,
+        deny: Iterable[str] | None = None,
+        control: str | None = None,
+        candidate: str | None = None,
+    ) -> RolloutState:
+        """Change (or, given a percent, create) a rollout in the flag file."""
+        check_name(name)
+        checked = checked_percent(percent) if percent is not None else None
+
+        def change(current: dict[str, RolloutState]) -> dict[str, RolloutState]:
+            state = current.get(name)
             if state is None:
-                if percent is None:
+                if checked is None:
                     raise ValueError(
                         f"rollout {name!r} is not configured: pass percent= or add [rollouts.{name}]"
                     )
-                state = self._rollouts[name] = Rollout(name, RolloutSpec())
-            changes: dict[str, Any] = {}
-            if percent is not None:
-                changes["percent"] = _checked_percent(percent)
+                state = RolloutState(name, percent_since=time.time())
+            new = state
+            if checked is not None and checked != state.percent:
+                new = replace(new, percent=checked, percent_since=time.time())
+            if allow is not None:
+                new = replace(new, allow=frozenset(map(str, allow)))
+            if deny is not None:
+                new = replace(new, deny=frozenset(map(str, deny)))
             if control is not None:
-                changes["control"] = control
+                new = replace(new, control=control)
             if candidate is not None:
-                changes["candidate"] = candidate
-            if changes:
-                if changes.get("percent", state.spec.percent) != state.spec.percent:
-                    state.percent_since = time.time()
-                state.spec = replace(state.spec, **changes)
-            return state
+                new = replace(new, candidate=candidate)
+            return {name: new} if new != state or name not in current else {}
 
-    def all(self) -> list[Rollout]:
-        return list(self._rollouts.values())
+        return self._edit(change)[name]
+
+    def obtain(
+        self, name: str, *, percent: float | None, control: str | None, candidate: str | None
+    ) -> RolloutState:
+        """The rollout, changed as given (created when a percent is given)."""
+        return self.update(name, percent=percent, control=control, candidate=candidate)
 
     def on_rollback(self, listener: RollbackListener) -> None:
+        """Call ``listener(state)`` when this process kills a rollout."""
         self._listeners.append(listener)
 
-    def kill(self, name: str, reason: str) -> Rollout:
-        with self._lock:
-            state = self._rollouts.get(name)
+    def kill(self, name: str, reason: str) -> RolloutState:
+        already: list[bool] = []
+
+        def change(current: dict[str, RolloutState]) -> dict[str, RolloutState]:
+            state = current.get(name)
             if state is None:
-                raise ValueError(f"no rollout named {name!r}")
-            already = state.killed
-            state.killed, state.kill_reason = True, reason
-            if not already:
-                state.rollbacks += 1
-        if not already:
+                raise ValueError(f"no rollout named {name!r} in {self.flags.file().path}")
+            already.append(state.killed)
+            rollbacks = state.rollbacks + (0 if state.killed else 1)
+            return {name: replace(state, killed=True, kill_reason=reason, rollbacks=rollbacks)}
+
+        state = self._edit(change)[name]
+        if not already[0]:
             _logger.warning(
-                "otel-migration: rollout %r killed, everyone back on %s: %s",
+                "otel-migration: rollout %r killed, every process back on %s: %s",
                 name,
-                state.spec.control,
+                state.control,
                 reason or "no reason given",
             )
             for listener in list(self._listeners):
@@ -194,49 +242,42 @@ class RolloutRegistry:
                     _logger.exception("otel-migration: rollback listener %r failed", listener)
         return state
 
+    def restore(self, name: str) -> RolloutState:
+        def change(current: dict[str, RolloutState]) -> dict[str, RolloutState]:
+            state = current.get(name)
+            if state is None:
+                raise ValueError(f"no rollout named {name!r} in {self.flags.file().path}")
+            return {name: replace(state, killed=False, kill_reason="")} if state.killed else {}
+
+        return self._edit(change)[name]
+
+    # -- metrics -----------------------------------------------------------------------------
+
     def register_metrics(self, meter: Meter) -> None:
         meter.create_observable_counter(
             sc.METRIC_ROLLOUT_DECISIONS,
-            [observer(self._read_decisions)],
+            [observer(self.flags.recorder.read)],
             unit="{decision}",
-            description="Rollout decisions by flag, variant (version) and reason.",
+            description="Flag evaluations through OpenFeature by flag, variant (version) and reason.",
         )
         meter.create_observable_gauge(
             sc.METRIC_ROLLOUT_PERCENT,
             [observer(self._read_percent)],
             unit="%",
-            description="Share of subjects the rollout sends to the candidate version.",
+            description="Share of subjects the rollout's flag sends to the candidate version.",
         )
         meter.create_observable_gauge(
             sc.METRIC_ROLLOUT_ROLLED_BACK,
             [observer(self._read_killed)],
             unit="1",
-            description="1 while the kill switch holds everyone on the control version.",
+            description="1 while the flag's kill switch holds everyone on the control version.",
         )
         meter.create_observable_counter(
             sc.METRIC_ROLLBACKS,
             [observer(self._read_rollbacks)],
             unit="{rollback}",
-            description="Times the kill switch sent everyone back to the control version.",
+            description="Kills of the rollout recorded in the flag state.",
         )
-
-    def _read_decisions(self) -> Measured:
-        observations = []
-        for state in self.all():
-            with state._lock:
-                counts = list(state.decisions.items())
-            for (variant, reason), count in counts:
-                observations.append(
-                    (
-                        count,
-                        {
-                            sc.FEATURE_FLAG_KEY: state.name,
-                            sc.FEATURE_FLAG_RESULT_VARIANT: variant,
-                            sc.FEATURE_FLAG_RESULT_REASON: reason,
-                        },
-                    )
-                )
-        return observations
 
     def _read_percent(self) -> Measured:
         return [(0.0 if s.killed else s.percent, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
@@ -248,29 +289,19 @@ class RolloutRegistry:
         return [(s.rollbacks, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
 
 
-def _checked_percent(percent: float) -> float:
-    if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
-        raise ValueError(f"percent must be a number from 0 to 100, got {percent!r}")
-    return float(percent)
+flags = FlagService()
+registry = RolloutRegistry(flags)
 
 
-registry = RolloutRegistry()
-
-
-def _record(state: Rollout, decision: Decision) -> None:
-    state.count(decision.variant, decision.reason)
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.add_event(
-            sc.FEATURE_FLAG_EVALUATION_EVENT,
-            {
-                sc.FEATURE_FLAG_KEY: decision.rollout,
-                sc.FEATURE_FLAG_RESULT_VARIANT: decision.variant,
-                sc.FEATURE_FLAG_RESULT_REASON: decision.reason,
-                sc.FEATURE_FLAG_PROVIDER_NAME: PROVIDER_NAME,
-                sc.FEATURE_FLAG_CONTEXT_ID: decision.subject,
-            },
-        )
+def _evaluate(name: str, subject_id: object, default: str) -> Decision:
+    if subject_id is None or subject_id == "":
+        raise ValueError(f"rollout {name!r}: subject_id must be a non-empty value, got {subject_id!r}")
+    raw = str(subject_id)
+    context_id = pseudonymize(raw)
+    details = flags.evaluate(name, raw, default, context_id)
+    if details.error_code == ErrorCode.FLAG_NOT_FOUND:
+        raise ValueError(f"rollout {name!r} is not configured: pass percent= or add [rollouts.{name}]")
+    return Decision(name, str(details.value), reason_of(details), context_id)
 
 
 def decide(
@@ -282,17 +313,9 @@ def decide(
     candidate: str | None = None,
 ) -> Decision:
     """Like :func:`rollout`, returning the whole decision."""
-    if subject_id is None or subject_id == "":
-        raise ValueError(f"rollout {name!r}: subject_id must be a non-empty value, got {subject_id!r}")
-    state = registry.obtain(name, percent=percent, control=control, candidate=candidate)
-    raw = str(subject_id)
-    variant, reason = state.decide(raw)
-    decision = Decision(name, variant, reason, pseudonymize(raw))
-    try:
-        _record(state, decision)
-    except Exception:
-        _logger.exception("otel-migration: failed to record a rollout decision")
-    return decision
+    if percent is not None:
+        registry.seed_once(name, checked_percent(percent), control, candidate)
+    return _evaluate(name, subject_id, control or DEFAULT_CONTROL)
 
 
 def rollout(
@@ -303,10 +326,12 @@ def rollout(
     control: str | None = None,
     candidate: str | None = None,
 ) -> str:
-    """The version ``subject_id`` gets in rollout ``name``: deterministic and sticky as percent grows.
+    """The version ``subject_id`` gets in rollout ``name``: the OpenFeature flag ``name`` evaluated for it.
 
-    ``percent`` (0-100) sets the share on the candidate; it is needed the first time unless the
-    rollout is configured (``[rollouts.NAME]``). Versions default to "1.0" (control) and "2.0".
+    ``percent`` (0-100), ``control`` and ``candidate`` seed the rollout in the flag file when it is
+    not there yet (versions default to "1.0" and "2.0"); once it is, the file decides: change it
+    with :func:`set_rollout` or ``otel-migration rollout set``. ``control`` is also what is served
+    when the provider cannot answer.
     """
     return decide(name, subject_id, percent=percent, control=control, candidate=candidate).variant
 
@@ -318,28 +343,18 @@ def set_rollout(
     allow: Iterable[str] | None = None,
     deny: Iterable[str] | None = None,
 ) -> None:
-    """Change a rollout at run time (ramp the percent, edit the lists)."""
-    state = registry.obtain(name, percent=percent, control=None, candidate=None)
-    changes: dict[str, Any] = {}
-    if allow is not None:
-        changes["allow"] = frozenset(map(str, allow))
-    if deny is not None:
-        changes["deny"] = frozenset(map(str, deny))
-    if changes:
-        state.spec = replace(state.spec, **changes)
+    """Change a rollout in the flag file (ramp the percent, edit the lists): every process follows."""
+    registry.update(name, percent=percent, allow=allow, deny=deny)
 
 
 def kill_rollout(name: str, reason: str = "") -> None:
-    """The kill switch: everyone back on the control version, recorded as a rollback."""
+    """The kill switch, in the flag file: every process serves the control version, a rollback."""
     registry.kill(name, reason)
 
 
 def restore_rollout(name: str) -> None:
-    """Lift the kill switch; the percent in force applies again."""
-    state = registry.get(name)
-    if state is None:
-        raise ValueError(f"no rollout named {name!r}")
-    state.killed, state.kill_reason = False, ""
+    """Lift the kill switch in the flag file; the rule in force before the kill applies again."""
+    registry.restore(name)
 
 
 class Router:
@@ -368,20 +383,29 @@ class Router:
             v: versioned(v, operation=operation, migration=name)(f) for v, f in versions.items()
         }
         ordered = sorted(versions)
-        state = (
-            registry.obtain(name, percent=percent, control=None, candidate=None)
-            if percent is not None
-            else registry.get(name)
-        )
-        if state is None:
+        if percent is not None:
+            registry.seed_once(name, checked_percent(percent), ordered[0], ordered[-1])
+        state = registry.get(name)
+        if state is None and flags.serves(flags.file()):
             raise ValueError(f"Router {name!r}: pass percent= or configure [rollouts.{name}]")
-        if state.spec.control not in versions or state.spec.candidate not in versions:
-            registry.obtain(name, percent=None, control=ordered[0], candidate=ordered[-1])
+        #: Served when the provider answers nothing we can run (an error, an unknown variant).
+        self._fallback = state.control if state is not None and state.control in versions else ordered[0]
         self._async = any(inspect.iscoroutinefunction(f) for f in versions.values())
 
     def _choose(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Callable[..., Any], Decision]:
-        decision = decide(self.name, self._subject(*args, **kwargs))
-        return self._versions[decision.variant], decision
+        decision = _evaluate(self.name, self._subject(*args, **kwargs), self._fallback)
+        implementation = self._versions.get(decision.variant)
+        if implementation is None:
+            _logger.warning(
+                "otel-migration: Router %r: the flag served %r, not one of %s; running %s",
+                self.name,
+                decision.variant,
+                sorted(self._versions),
+                self._fallback,
+            )
+            decision = replace(decision, variant=self._fallback, reason="error")
+            implementation = self._versions[self._fallback]
+        return implementation, decision
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         implementation, decision = self._choose(args, kwargs)

@@ -1,0 +1,292 @@
+"""Versions chosen through OpenFeature: the provider in use, the default flag-file provider, the hook.
+
+Every evaluation goes through the OpenFeature API's default client, so the provider is whatever the
+application set (flagd, LaunchDarkly, Unleash, the SDK's in-memory provider, ...). Only when the
+application set none (the API's no-op provider) do we set flagd's provider in file mode on the
+flag file: it reads the file at start and a daemon thread polls its mtime every
+:data:`POLL_MS`, so a rewrite reaches every process of the host within that interval.
+
+That thread does not survive ``fork``: a pre-fork server (gunicorn) that set the provider up in its
+master would give every worker a flag store frozen at fork time. So in a forked child the provider
+gets a fresh resolver (new store, new watcher thread, the file read again), and the SDK locks a
+thread of the parent may have held at the fork are re-initialised, as the standard library does
+for its own module locks.
+
+:class:`EvaluationRecorder` is an API-level hook: it records *every* evaluation, ours and the
+application's own, as a ``feature_flag.evaluation`` span event with a pseudonymised context id,
+and counts them by flag, variant and reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Final
+
+from openfeature import api
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import FlagEvaluationDetails, FlagEvaluationOptions, Reason
+from openfeature.hook import Hook, HookContext, HookHints, get_hooks
+from openfeature.provider import FeatureProvider
+from openfeature.provider.no_op_provider import NoOpProvider
+from opentelemetry import trace
+
+from .._core import semconv as sc
+from .._core.instruments import Measured
+from .._core.subjects import pseudonymize
+from .flagfile import MANAGED_BY, FlagFile
+
+__all__ = ["POLL_MS", "EvaluationRecorder", "FlagService", "reason_of"]
+
+_logger = logging.getLogger(__name__)
+
+#: How often flagd's file watcher looks at the file's mtime (its ``deadline_ms`` in file mode).
+POLL_MS: Final = 200
+DEFAULT_FLAG_FILE: Final = "otel-migration-flags.json"
+FLAG_FILE_ENV: Final = "OTEL_MIGRATION_FLAG_FILE"
+#: Hook hint carrying the pseudonym we already computed, so the hook does not hash the id again.
+HINT_CONTEXT_ID: Final = "otel_migration.context_id"
+#: Bound on (flag, variant, reason) series the recorder keeps: flags of the application count too.
+MAX_SERIES: Final = 2_000
+REASON_DISABLED: Final = "disabled"
+
+
+def reason_of(details: FlagEvaluationDetails[Any]) -> str:
+    """The ``feature_flag.result.reason`` of an evaluation, in OTel's lower-case values.
+
+    A killed rollout is served as a static control by the provider; it is reported ``disabled``,
+    as the kill switch it is.
+    """
+    metadata = details.flag_metadata
+    if metadata and metadata.get("killed") is True and metadata.get("managedBy") == MANAGED_BY:
+        return REASON_DISABLED
+    if details.error_code is not None:
+        return "error"
+    reason = details.reason
+    if isinstance(reason, Reason):
+        return str(reason.value).lower()
+    return str(reason or "unknown").lower()
+
+
+class EvaluationRecorder(Hook):
+    """Records every OpenFeature evaluation: a span event on the current span and a count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self.dropped = 0
+
+    def finally_after(
+        self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: HookHints
+    ) -> None:
+        try:
+            self._record(hook_context, details, hints)
+        except Exception:  # never into the evaluation, whatever happens here
+            _logger.exception("otel-migration: failed to record a flag evaluation")
+
+    def _record(
+        self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: HookHints
+    ) -> None:
+        flag = hook_context.flag_key
+        variant = details.variant if details.variant is not None else str(details.value)
+        reason = reason_of(details)
+        key = (flag, variant, reason)
+        with self._lock:
+            if key in self._counts or len(self._counts) < MAX_SERIES:
+                self._counts[key] = self._counts.get(key, 0) + 1
+            else:
+                self.dropped += 1
+        span = trace.get_current_span()
+        if not span.is_recording():
+            return
+        attributes: dict[str, str] = {
+            sc.FEATURE_FLAG_KEY: flag,
+            sc.FEATURE_FLAG_RESULT_VARIANT: variant,
+            sc.FEATURE_FLAG_RESULT_REASON: reason,
+        }
+        provider = hook_context.provider_metadata
+        if provider is not None:
+            attributes[sc.FEATURE_FLAG_PROVIDER_NAME] = provider.name
+        context_id = hints.get(HINT_CONTEXT_ID)
+        if not isinstance(context_id, str):
+            targeting_key = hook_context.evaluation_context.targeting_key
+            context_id = pseudonymize(targeting_key) if targeting_key else None
+        if context_id:
+            attributes[sc.FEATURE_FLAG_CONTEXT_ID] = context_id
+        if details.error_code is not None:
+            attributes[sc.ERROR_TYPE] = str(details.error_code.value).lower()
+        span.add_event(sc.FEATURE_FLAG_EVALUATION_EVENT, attributes)
+
+    def read(self) -> Measured:
+        with self._lock:
+            items = list(self._counts.items())
+        return [
+            (
+                count,
+                {
+                    sc.FEATURE_FLAG_KEY: flag,
+                    sc.FEATURE_FLAG_RESULT_VARIANT: variant,
+                    sc.FEATURE_FLAG_RESULT_REASON: reason,
+                },
+            )
+            for (flag, variant, reason), count in items
+        ]
+
+
+def _reinit_sdk_locks() -> None:
+    """Locks of the OpenFeature SDK a parent thread (the file watcher dispatching a change) may hold.
+
+    A lock held at ``fork`` by a thread that does not exist in the child stays held forever there.
+    """
+    from openfeature import _event_support  # private: the SDK has no fork hook of its own
+    from openfeature.provider import _registry
+
+    for owner, name in (
+        (_registry.provider_registry, "_lock"),
+        (_event_support, "_global_lock"),
+        (_event_support, "_client_lock"),
+    ):
+        reinit = getattr(getattr(owner, name, None), "_at_fork_reinit", None)
+        if reinit is not None:
+            reinit()
+
+
+class FlagService:
+    """The OpenFeature client we evaluate with, and the default provider when the application set none."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._configured: str | None = None
+        self._file: FlagFile | None = None
+        self._provider: FlagdProvider | None = None
+        self._provider_path: str | None = None
+        self.recorder = EvaluationRecorder()
+        self._client = api.get_client()
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    # -- where the flags are ---------------------------------------------------------------
+
+    def use_path(self, path: str | os.PathLike[str] | None) -> None:
+        """The flag file ``configure()`` settled on (``None``: the environment or the default)."""
+        with self._lock:
+            self._configured = os.path.abspath(path) if path is not None else None
+            if self._provider is not None and self._provider_path != str(self.file().path):
+                self.install(self.file())  # we serve the flags: serve them from the new file
+
+    def file(self) -> FlagFile:
+        """The flag file: configure()'s ``flag_file``, else ``$OTEL_MIGRATION_FLAG_FILE``, else the default."""
+        path = self._configured or os.path.abspath(os.environ.get(FLAG_FILE_ENV) or DEFAULT_FLAG_FILE)
+        found = self._file
+        if found is None or str(found.path) != path:
+            with self._lock:
+                found = self._file
+                if found is None or str(found.path) != path:
+                    found = self._file = FlagFile(path)
+        return found
+
+    def provider(self) -> FeatureProvider:
+        return self._client.provider
+
+    def serves(self, flag_file: FlagFile) -> bool:
+        """Whether ``flag_file`` is what evaluations read (or will, once the default provider starts)."""
+        provider = self._client.provider
+        if isinstance(provider, NoOpProvider):
+            return True
+        if provider is self._provider:
+            return True  # ours: install() moves it to the file in force
+        if isinstance(provider, FlagdProvider):
+            source = provider.config.offline_flag_source_path
+            return source is not None and os.path.abspath(source) == str(flag_file.path)
+        return False
+
+    # -- evaluating --------------------------------------------------------------------------
+
+    def client(self) -> OpenFeatureClient:
+        """The client to evaluate with, setting the default file provider first if nobody set one."""
+        provider = self._client.provider
+        if provider is self._provider or not isinstance(provider, NoOpProvider):
+            return self._client
+        self.install(self.file())
+        return self._client
+
+    def install(self, flag_file: FlagFile) -> bool:
+        """Set flagd's file provider on ``flag_file`` unless the application set a provider of its own.
+
+        True when our provider serves ``flag_file`` afterwards.
+        """
+        self.add_hook()
+        with self._lock:
+            provider = self._client.provider
+            if not isinstance(provider, NoOpProvider) and provider is not self._provider:
+                return False
+            if provider is self._provider and self._provider_path == str(flag_file.path):
+                return True
+            flag_file.ensure()
+            fresh = FlagdProvider(
+                resolver_type=ResolverType.FILE,
+                offline_flag_source_path=str(flag_file.path),
+                deadline_ms=POLL_MS,
+            )
+            self._provider, self._provider_path = fresh, str(flag_file.path)
+            try:
+                api.set_provider_and_wait(fresh)
+            except Exception:
+                # A broken file: the watcher keeps polling and recovers when the file is fixed;
+                # meanwhile evaluations get their default (the control version).
+                _logger.exception("otel-migration: the flag file %s could not be read", flag_file.path)
+            return True
+
+    def add_hook(self) -> None:
+        """Record every evaluation through the API, the application's own included."""
+        if self.recorder not in get_hooks():
+            with self._lock:
+                if self.recorder not in get_hooks():
+                    api.add_hooks([self.recorder])
+
+    def refresh(self, flag_file: FlagFile) -> None:
+        """Load our own write into this process's provider now, not at the watcher's next poll."""
+        provider = self._provider
+        if provider is None or self._provider_path != str(flag_file.path):
+            return
+        connector = getattr(getattr(provider, "resolver", None), "connector", None)
+        load = getattr(connector, "safe_load_data", None)
+        if load is not None:
+            load()
+
+    def evaluate(
+        self, name: str, targeting_key: str, default: str, context_id: str
+    ) -> FlagEvaluationDetails[str]:
+        return self.client().get_string_details(
+            name,
+            default,
+            EvaluationContext(targeting_key=targeting_key),
+            FlagEvaluationOptions(hook_hints={HINT_CONTEXT_ID: context_id}),
+        )
+
+    # -- fork --------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+        provider = self._provider
+        if provider is None:
+            return
+        try:
+            _reinit_sdk_locks()
+            # The watcher thread died with the fork and the store may be stale: a new resolver
+            # reads the file now and starts its own watcher.
+            provider.resolver = provider.setup_resolver()
+            provider.resolver.initialize(EvaluationContext())
+        except Exception:
+            _logger.exception("otel-migration: could not restart the flag file watcher after fork")
+
+
+def describe(provider: FeatureProvider) -> str:
+    """A provider's name for messages."""
+    try:
+        return provider.get_metadata().name
+    except Exception:
+        return type(provider).__name__
