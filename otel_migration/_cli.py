@@ -6,6 +6,10 @@ otel-migration collector-config [--pricing-file FILE] [--output FILE]
 otel-migration report [--source FILE|URL] [--output FILE] [--range SECONDS]
     Write the migration report (self-contained HTML, plus JSON and CSV of the same figures) from an
     OTLP JSON lines file (default: otel-migration-telemetry.jsonl) or a Prometheus URL.
+
+otel-migration rollout [--flag-file FILE] status | set NAME PERCENT | kill NAME [--reason TEXT] | restore NAME
+    Read or change the rollouts in the flag file every process of the host serves from, and print
+    what they will serve.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from ._core.config import load_settings
 from ._core.errors import ConfigError
 from ._llm.collector_rules import render_cost_config
 from ._llm.pricing import PriceTable
+from ._rollouts import rollout as rollouts
 
 __all__ = ["main"]
 
@@ -56,6 +63,53 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    """Edit the flag file (locked, atomic) and print what every process will serve."""
+    flag_file = args.flag_file or load_settings({}).flag_file
+    rollouts.flags.use_path(flag_file)
+    registry = rollouts.registry
+    try:
+        if args.action == "set":
+            registry.update(args.name, percent=args.percent)
+        elif args.action == "kill":
+            registry.kill(args.name, args.reason)
+        elif args.action == "restore":
+            registry.restore(args.name)
+    except (ValueError, RuntimeError) as exc:
+        print(f"otel-migration: {exc}", file=sys.stderr)
+        return 2
+    states = registry.all()
+    path = rollouts.flags.file().path
+    if not states:
+        print(f"{path}: no rollouts")
+        return 0
+    print(f"{path}: every process serves")
+    width = max(len(s.name) for s in states)
+    for state in sorted(states, key=lambda s: s.name):
+        if args.action != "status" and state.name != args.name:
+            continue
+        print(f"  {state.name:<{width}}  {state.serves()}")
+    return 0
+
+
+def _add_rollout_parser(commands: Any) -> None:
+    rollout = commands.add_parser("rollout", help="read or change the rollouts in the flag file")
+    rollout.add_argument(
+        "--flag-file", help="the flag file (default: flag_file of the configuration, else ./otel-migration-flags.json)"
+    )
+    actions = rollout.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="what every process serves")
+    ramp = actions.add_parser("set", help="set the share of users on the candidate (creates the rollout)")
+    ramp.add_argument("name")
+    ramp.add_argument("percent", type=float)
+    kill = actions.add_parser("kill", help="everyone back on the control version, on every process")
+    kill.add_argument("name")
+    kill.add_argument("--reason", default="", help="why (kept in the flag file)")
+    restore = actions.add_parser("restore", help="lift the kill switch: the rule before the kill applies")
+    restore.add_argument("name")
+    rollout.set_defaults(run=_rollout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="otel-migration", description=__doc__.splitlines()[0] if __doc__ else None
@@ -83,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--range", type=float, default=86_400.0, help="seconds of adoption history from Prometheus"
     )
     rep.set_defaults(run=_report)
+    _add_rollout_parser(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -270,6 +270,7 @@ def force_flush(timeout_millis: int = 30_000) -> None:
 def shutdown() -> None:
     """Unwrap configured targets, flush, and shut down the providers ``configure`` built."""
     telemetry = runtime.set_active(None)
+    rollouts.flags.use_path(None)  # the configuration's flag_file goes with it
     if telemetry is not None:
         _uninstall(telemetry)
         telemetry.shutdown()

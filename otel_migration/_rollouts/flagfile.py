@@ -37,6 +37,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -255,6 +256,12 @@ class FlagFile:
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(temporary, 0o644)
+            # flagd's watcher reloads when the mtime is *greater* than the one it loaded, and the
+            # kernel stamps files with a coarse clock (a few ms): two quick edits could share an
+            # mtime and the second would never be seen. Every write moves the mtime forward.
+            with contextlib.suppress(FileNotFoundError):
+                stamp = max(time.time_ns(), self.path.stat().st_mtime_ns + 1_000_000)
+                os.utime(temporary, ns=(stamp, stamp))
             os.replace(temporary, self.path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

@@ -155,6 +155,18 @@ def _reinit_sdk_locks() -> None:
             reinit()
 
 
+def _reload_at_first_poll(provider: FlagdProvider) -> None:
+    """Make the watcher's first poll reload the file, whatever its mtime.
+
+    flagd's initial load reads the file and *then* its mtime: a rewrite in between (another
+    process's edit while this one starts or forks) leaves the old flags stamped with the new mtime,
+    and the watcher would never load the new ones. One extra read closes that window.
+    """
+    connector = getattr(getattr(provider, "resolver", None), "connector", None)
+    if connector is not None and hasattr(connector, "last_modified"):
+        connector.last_modified = 0.0
+
+
 class FlagService:
     """The OpenFeature client we evaluate with, and the default provider when the application set none."""
 
@@ -171,10 +183,14 @@ class FlagService:
     # -- where the flags are ---------------------------------------------------------------
 
     def use_path(self, path: str | os.PathLike[str] | None) -> None:
-        """The flag file ``configure()`` settled on (``None``: the environment or the default)."""
+        """The flag file ``configure()`` settled on (``None``: the environment or the default).
+
+        Our provider moves to a configured file at once; after ``None`` it moves at the next change
+        of a rollout (never creating a file in the working directory on the way out).
+        """
         with self._lock:
             self._configured = os.path.abspath(path) if path is not None else None
-            if self._provider is not None and self._provider_path != str(self.file().path):
+            if path is not None and self._provider is not None and self._provider_path != self._configured:
                 self.install(self.file())  # we serve the flags: serve them from the new file
 
     def file(self) -> FlagFile:
@@ -234,6 +250,7 @@ class FlagService:
             self._provider, self._provider_path = fresh, str(flag_file.path)
             try:
                 api.set_provider_and_wait(fresh)
+                _reload_at_first_poll(fresh)
             except Exception:
                 # A broken file: the watcher keeps polling and recovers when the file is fixed;
                 # meanwhile evaluations get their default (the control version).
@@ -280,6 +297,7 @@ class FlagService:
             # reads the file now and starts its own watcher.
             provider.resolver = provider.setup_resolver()
             provider.resolver.initialize(EvaluationContext())
+            _reload_at_first_poll(provider)
         except Exception:
             _logger.exception("otel-migration: could not restart the flag file watcher after fork")
 
