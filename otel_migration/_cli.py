@@ -95,7 +95,8 @@ def _rollout(args: argparse.Namespace) -> int:
 def _add_rollout_parser(commands: Any) -> None:
     rollout = commands.add_parser("rollout", help="read or change the rollouts in the flag file")
     rollout.add_argument(
-        "--flag-file", help="the flag file (default: flag_file of the configuration, else ./otel-migration-flags.json)"
+        "--flag-file",
+        help="the flag file (default: flag_file of the configuration, else ./otel-migration-flags.json)",
     )
     actions = rollout.add_subparsers(dest="action", required=True)
     actions.add_parser("status", help="what every process serves")

@@ -7,9 +7,7 @@ file (tests/conftest.py sets ``OTEL_MIGRATION_FLAG_FILE``).
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from pathlib import Path
 
 import cbor2
 import mmh3
@@ -18,7 +16,7 @@ from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
 
 import otel_migration
-from otel_migration._rollouts.rollout import flags, registry
+from otel_migration._rollouts.rollout import registry
 
 from .conftest import Harness
 

@@ -56,9 +56,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
 def check_name(name: str) -> str:
     """Flag keys are written in JSON and matched by flagd's ``$ref`` substitution: keep them plain."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
-            f"rollout name must be letters, digits and . _ : / - (at most 200), got {name!r}"
-        )
+        raise ValueError(f"rollout name must be letters, digits and . _ : / - (at most 200), got {name!r}")
     return name
 
 

@@ -194,7 +194,7 @@ class FlagService:
                 self.install(self.file())  # we serve the flags: serve them from the new file
 
     def file(self) -> FlagFile:
-        """The flag file: configure()'s ``flag_file``, else ``$OTEL_MIGRATION_FLAG_FILE``, else the default."""
+        """configure()'s ``flag_file``, else ``$OTEL_MIGRATION_FLAG_FILE``, else the default."""
         path = self._configured or os.path.abspath(os.environ.get(FLAG_FILE_ENV) or DEFAULT_FLAG_FILE)
         found = self._file
         if found is None or str(found.path) != path:
@@ -264,10 +264,17 @@ class FlagService:
                 if self.recorder not in get_hooks():
                     api.add_hooks([self.recorder])
 
-    def refresh(self, flag_file: FlagFile) -> None:
-        """Load our own write into this process's provider now, not at the watcher's next poll."""
+    def changed(self, flag_file: FlagFile) -> None:
+        """We rewrote ``flag_file``: serve it now, not at the watcher's next poll.
+
+        Nothing to do while no provider is set (the first evaluation starts ours on the new file);
+        a command that only edits the file never starts a provider.
+        """
         provider = self._provider
-        if provider is None or self._provider_path != str(flag_file.path):
+        if provider is None or provider is not self._client.provider:
+            return
+        if self._provider_path != str(flag_file.path):
+            self.install(flag_file)
             return
         connector = getattr(getattr(provider, "resolver", None), "connector", None)
         load = getattr(connector, "safe_load_data", None)

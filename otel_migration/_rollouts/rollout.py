@@ -112,8 +112,7 @@ class RolloutRegistry:
         flag_file = self._writable()
         result = flag_file.edit(change)
         # Our own process sees the change at once; the others at their watcher's next poll.
-        if self.flags.install(flag_file):
-            self.flags.refresh(flag_file)
+        self.flags.changed(flag_file)
         return result
 
     def configure(self, specs: Mapping[str, RolloutSpec], *, flag_file: str | None = None) -> None:
