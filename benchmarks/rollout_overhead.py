@@ -7,6 +7,8 @@ so load on a shared machine hurts every variant alike):
   from git at the commit before the change (``PREVIOUS_COMMIT``);
 - ``rollout()``: ``otel_migration.rollout`` now: the OpenFeature client, our recording hook,
   flagd's provider in file mode (json-logic rule, murmur3 ``fractional``);
+- ``OpenFeature + flagd``: the application evaluating the same flag through the API itself
+  (recorded by our hook too), i.e. ``rollout()`` without its own checks and pseudonym;
 - ``flagd core``: flagd's evaluator alone (no SDK, no hook), to show where the time goes;
 - ``in-memory provider``: the OpenFeature client and our hook with the SDK's static in-memory
   provider, i.e. the SDK's share without flagd's rule.
@@ -116,6 +118,7 @@ def main() -> None:
     # Its own domain: swapping the default provider back and forth would shut flagd's down.
     api.set_provider_and_wait(memory, domain="bench")
     client = api.get_client("bench")
+    default_client = api.get_client()
 
     def with_memory(user: str) -> object:
         return client.get_string_value(NAME, "1.0", EvaluationContext(targeting_key=user))
@@ -123,6 +126,9 @@ def main() -> None:
     variants: dict[str, Callable[[str], object]] = {
         "previous": lambda u: previous.rollout(NAME, u),
         "rollout()": lambda u: otel_migration.rollout(NAME, u),
+        "OpenFeature + flagd": lambda u: default_client.get_string_value(
+            NAME, "1.0", EvaluationContext(targeting_key=u)
+        ),
         "flagd core": lambda u: core.resolve_string_value(NAME, "1.0", EvaluationContext(targeting_key=u)),
         "in-memory provider": with_memory,
     }

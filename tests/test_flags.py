@@ -276,3 +276,28 @@ def test_router_with_the_applications_provider(
     )
     assert [pay(u) for u in ("beta-1", "x", "beta-2")] == ["new", "old", "new"]
     assert [s.attributes["migration.version"] for s in harness.spans("pay")] == ["2.0", "1.0", "2.0"]
+
+
+def test_guard_kills_the_rollout_in_the_flag_file() -> None:
+    # The README's guard: three "worse" latency verdicts in a row kill the rollout in the flag file,
+    # i.e. for every process, not just the one whose analytics judged.
+    import numpy as np
+
+    from otel_migration._analytics.engine import Guard, MigrationAnalytics
+    from otel_migration._core.config import AnalyticsSettings
+
+    from .simulation import record
+
+    name = unique("guarded")
+    otel_migration.set_rollout(name, percent=50)
+    now = 1_800_000_000.0
+    analytics = MigrationAnalytics(AnalyticsSettings(evaluate_every_s=1.0), registry.get, lambda: now)
+    analytics.add_guard(Guard(lambda v: otel_migration.kill_rollout(v.migration, v.reason), "latency", 3))
+    rng = np.random.default_rng(3)
+    for duration in rng.lognormal(-4, 0.2, 300):
+        analytics.on_call(record(name, "op", "1.0", float(duration), now - 1))
+        analytics.on_call(record(name, "op", "2.0", float(duration) * 1.5, now - 1))
+    for _ in range(3):
+        analytics.evaluate()
+    state = FlagFile(flag_file()).rollouts()[name]
+    assert state.killed and state.rollbacks == 1 and "2.0 is slower" in state.kill_reason

@@ -282,13 +282,12 @@ class FlagService:
             load()
 
     def evaluate(
-        self, name: str, targeting_key: str, default: str, context_id: str
+        self, name: str, targeting_key: str, default: str, context_id: str | None
     ) -> FlagEvaluationDetails[str]:
+        """Evaluate flag ``name`` for ``targeting_key``; ``context_id``, if known, spares the hook a hash."""
+        options = FlagEvaluationOptions(hook_hints={HINT_CONTEXT_ID: context_id}) if context_id else None
         return self.client().get_string_details(
-            name,
-            default,
-            EvaluationContext(targeting_key=targeting_key),
-            FlagEvaluationOptions(hook_hints={HINT_CONTEXT_ID: context_id}),
+            name, default, EvaluationContext(targeting_key=targeting_key), options
         )
 
     # -- fork --------------------------------------------------------------------------------

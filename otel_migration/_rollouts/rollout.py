@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from openfeature.exception import ErrorCode
+from openfeature.flag_evaluation import FlagEvaluationDetails
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import Meter
 
@@ -292,14 +293,20 @@ flags = FlagService()
 registry = RolloutRegistry(flags)
 
 
-def _evaluate(name: str, subject_id: object, default: str) -> Decision:
+def _details(
+    name: str, subject_id: object, default: str, context_id: str | None
+) -> FlagEvaluationDetails[str]:
     if subject_id is None or subject_id == "":
         raise ValueError(f"rollout {name!r}: subject_id must be a non-empty value, got {subject_id!r}")
-    raw = str(subject_id)
-    context_id = pseudonymize(raw)
-    details = flags.evaluate(name, raw, default, context_id)
+    details = flags.evaluate(name, str(subject_id), default, context_id)
     if details.error_code == ErrorCode.FLAG_NOT_FOUND:
         raise ValueError(f"rollout {name!r} is not configured: pass percent= or add [rollouts.{name}]")
+    return details
+
+
+def _evaluate(name: str, subject_id: object, default: str) -> Decision:
+    context_id = pseudonymize(str(subject_id))
+    details = _details(name, subject_id, default, context_id)
     return Decision(name, str(details.value), reason_of(details), context_id)
 
 
@@ -332,7 +339,10 @@ def rollout(
     with :func:`set_rollout` or ``otel-migration rollout set``. ``control`` is also what is served
     when the provider cannot answer.
     """
-    return decide(name, subject_id, percent=percent, control=control, candidate=candidate).variant
+    if percent is not None:
+        registry.seed_once(name, checked_percent(percent), control, candidate)
+    # No pseudonym here: the hook computes one only when a span records the evaluation.
+    return str(_details(name, subject_id, control or DEFAULT_CONTROL, None).value)
 
 
 def set_rollout(
