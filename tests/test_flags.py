@@ -113,6 +113,13 @@ def test_configured_rollouts_seed_the_file_and_the_file_wins(tmp_path: Path) -> 
     state = registry.get(name)
     assert state is not None and state.percent == 60 and state.killed
     assert otel_migration.rollout(name, "anyone") == "1.0"
+    # A changed configuration is applied (once, for the fleet), and the kill still holds.
+    make_harness(rollouts={name: {"percent": 40}})
+    state = registry.get(name)
+    assert state is not None and (state.percent, state.deny, state.killed) == (40, frozenset(), True)
+    otel_migration.restore_rollout(name)
+    make_harness(rollouts={name: {"percent": 40}})
+    assert FlagFile(flag_file()).rollouts()[name].percent == 40 and not registry.get(name).killed  # type: ignore[union-attr]
 
 
 def test_a_kill_is_flag_state_another_process_obeys() -> None:

@@ -78,6 +78,8 @@ class RolloutState:
     percent_since: float = 0.0
     #: The rule is not the shape this module writes (edited by hand): shown, never rewritten.
     custom: bool = False
+    #: Fingerprint of the ``[rollouts.NAME]`` last applied ("" when none was).
+    configured: str = ""
 
     def serves(self) -> str:
         """What every process serves, in one line."""
@@ -167,6 +169,7 @@ def parse(document: Mapping[str, Any]) -> dict[str, RolloutState]:
             kill_reason=str(metadata.get("killReason", "")),
             rollbacks=int(metadata.get("rollbacks", 0)),
             percent_since=float(metadata.get("percentSince", 0.0)),
+            configured=str(metadata.get("configured", "")),
         )
         try:
             percent, allow, deny = _parse_rule(evaluators.get(name), control, candidate)
@@ -190,6 +193,8 @@ def _write_rollout(document: dict[str, Any], state: RolloutState) -> None:
             "percentSince": state.percent_since,
         },
     }
+    if state.configured:
+        flag["metadata"]["configured"] = state.configured
     if not state.killed:
         flag["targeting"] = {"$ref": state.name}
     document.setdefault("flags", {})[state.name] = flag

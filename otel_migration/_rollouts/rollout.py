@@ -11,7 +11,8 @@ control version, counted as a rollback in the flag state itself.
 ``set_rollout`` / ``kill_rollout`` / ``restore_rollout`` (and ``otel-migration rollout``) edit the
 flag file; ``percent=`` in code and ``[rollouts.NAME]`` in the configuration *seed* it: they create
 a rollout the file does not have yet, and the file wins for one it has (a kill or a ramp made with
-the command line must not be undone by the next restart).
+the command line must not be undone by the next restart). Only a *changed* ``[rollouts.NAME]``
+is applied to an existing rollout, once, and a kill holds through it (see :meth:`RolloutRegistry.seed`).
 
 Each evaluation is recorded by the OpenFeature hook in :mod:`.flags`: a ``feature_flag.evaluation``
 event on the current span (``feature_flag.key``, ``.result.variant``, ``.result.reason``,
@@ -20,7 +21,9 @@ event on the current span (``feature_flag.key``, ``.result.variant``, ``.result.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 import threading
 import time
@@ -123,35 +126,44 @@ class RolloutRegistry:
         if specs:
             self.seed(specs)
 
-    def seed(self, specs: Mapping[str, RolloutSpec]) -> dict[str, RolloutState]:
-        """Add the rollouts the flag file does not have; for those it has, the file wins."""
+    def seed(self, specs: Mapping[str, RolloutSpec], *, declared: bool = True) -> dict[str, RolloutState]:
+        """Bring ``[rollouts.*]`` into the flag file; the file wins unless the configuration changed.
+
+        A rollout the file lacks is created. For one it has, the file's state (a ramp or a kill
+        made with the command line, by ``set_rollout`` or a guard) stands through every restart
+        with the same configuration: only a *changed* ``[rollouts.NAME]`` (told by the fingerprint
+        the file keeps of the configuration it last applied) is applied, once for the whole fleet,
+        and even then a kill holds until it is restored. ``declared=False`` (``percent=`` in code)
+        only ever creates.
+        """
 
         def change(current: dict[str, RolloutState]) -> dict[str, RolloutState]:
-            added = {}
+            changed = {}
             for name, spec in specs.items():
                 found = current.get(name)
-                if found is None:
-                    added[name] = RolloutState(
-                        check_name(name),
-                        spec.control,
-                        spec.candidate,
-                        checked_percent(spec.percent),
-                        spec.allow,
-                        spec.deny,
-                        percent_since=time.time(),
-                    )
-                elif not found.custom and (found.percent, found.allow, found.deny) != (
-                    spec.percent,
+                fingerprint = _fingerprint(spec) if declared else ""
+                wanted = RolloutState(
+                    check_name(name),
+                    spec.control,
+                    spec.candidate,
+                    checked_percent(spec.percent),
                     spec.allow,
                     spec.deny,
-                ):
-                    _logger.info(
-                        "otel-migration: rollout %r: the flag file (%s) wins over the configured %g %%",
-                        name,
-                        found.serves(),
-                        spec.percent,
+                    percent_since=time.time(),
+                    configured=fingerprint,
+                )
+                if found is None:
+                    changed[name] = wanted
+                elif declared and found.configured != fingerprint and not found.custom:
+                    _logger.info("otel-migration: rollout %r: [rollouts.%s] changed, applied", name, name)
+                    changed[name] = replace(
+                        wanted,
+                        killed=found.killed,
+                        kill_reason=found.kill_reason,
+                        rollbacks=found.rollbacks,
+                        percent_since=found.percent_since if found.percent == wanted.percent else time.time(),
                     )
-            return added
+            return changed
 
         return self._edit(change)
 
@@ -165,7 +177,7 @@ class RolloutRegistry:
             spec = RolloutSpec(
                 percent=percent, control=control or DEFAULT_CONTROL, candidate=candidate or DEFAULT_CANDIDATE
             )
-            self.seed({name: spec})
+            self.seed({name: spec}, declared=False)
         with self._lock:
             self._seeded.add(key)
 
@@ -287,6 +299,15 @@ class RolloutRegistry:
 
     def _read_rollbacks(self) -> Measured:
         return [(s.rollbacks, {sc.MIGRATION_NAME: s.name}) for s in self.all()]
+
+
+def _fingerprint(spec: RolloutSpec) -> str:
+    """A short digest of a configured rollout: the flag file keeps the last one it applied."""
+    text = json.dumps(
+        [spec.percent, spec.control, spec.candidate, sorted(spec.allow), sorted(spec.deny)],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 flags = FlagService()
