@@ -241,7 +241,10 @@ class FlagService:
                 return False
             if provider is self._provider and self._provider_path == str(flag_file.path):
                 return True
-            flag_file.ensure()
+            try:
+                flag_file.ensure()
+            except OSError:  # e.g. a read-only working directory: evaluations get the control
+                _logger.exception("otel-migration: could not create the flag file %s", flag_file.path)
             fresh = FlagdProvider(
                 resolver_type=ResolverType.FILE,
                 offline_flag_source_path=str(flag_file.path),
@@ -295,8 +298,8 @@ class FlagService:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.RLock()
         provider = self._provider
-        if provider is None:
-            return
+        if provider is None or provider is not self._client.provider:
+            return  # not serving (the application replaced it): nothing of ours to restart
         try:
             _reinit_sdk_locks()
             # The watcher thread died with the fork and the store may be stale: a new resolver
