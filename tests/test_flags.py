@@ -25,7 +25,7 @@ from openfeature.provider.no_op_provider import NoOpProvider
 import otel_migration
 from otel_migration._cli import main
 from otel_migration._rollouts.flagfile import FlagFile, RolloutState
-from otel_migration._rollouts.rollout import registry
+from otel_migration._rollouts.rollout import flags, registry
 
 from .conftest import Harness, make_harness
 
@@ -308,3 +308,19 @@ def test_guard_kills_the_rollout_in_the_flag_file() -> None:
         analytics.evaluate()
     state = FlagFile(flag_file()).rollouts()[name]
     assert state.killed and state.rollbacks == 1 and "2.0 is slower" in state.kill_reason
+
+
+def test_a_broken_flag_file_serves_the_control_and_never_raises(harness: Harness) -> None:
+    name = unique("broken")
+    path = flag_file()
+    path.write_text("{ this is not json")
+    # configure() with a rollout to seed: logged, not raised (the configuration still commits)
+    make_harness(rollouts={name: {"percent": 100}})
+    flags.client()  # the provider runs (started now, or already watching the file)
+    eventually(lambda: not flags.healthy())  # the watcher found the file broken (or it never loaded)
+    assert otel_migration.rollout(name, "alice") == "1.0"  # the provider is in error: the control
+    with pytest.raises(ValueError, match="Expecting property name"):
+        otel_migration.set_rollout(name, percent=100)  # an explicit change says what is wrong
+    path.unlink()
+    otel_migration.set_rollout(name, percent=100)
+    assert eventually(lambda: otel_migration.rollout(name, "alice") == "2.0") >= 0

@@ -31,7 +31,7 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails, FlagEvaluationOptions, Reason
 from openfeature.hook import Hook, HookContext, HookHints, get_hooks
-from openfeature.provider import FeatureProvider
+from openfeature.provider import FeatureProvider, ProviderStatus
 from openfeature.provider.no_op_provider import NoOpProvider
 from opentelemetry import trace
 
@@ -206,6 +206,10 @@ class FlagService:
 
     def provider(self) -> FeatureProvider:
         return self._client.provider
+
+    def healthy(self) -> bool:
+        """The provider in use is ready (not in error, e.g. on a flag file it could not read)."""
+        return self._client.get_provider_status() == ProviderStatus.READY
 
     def serves(self, flag_file: FlagFile) -> bool:
         """Whether ``flag_file`` is what evaluations read (or will, once the default provider starts)."""

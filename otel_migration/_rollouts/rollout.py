@@ -120,11 +120,19 @@ class RolloutRegistry:
         return result
 
     def configure(self, specs: Mapping[str, RolloutSpec], *, flag_file: str | None = None) -> None:
-        """Apply a configuration: its flag file, and ``[rollouts.*]`` seeded into it."""
-        self.flags.use_path(flag_file)
-        self.flags.add_hook()
-        if specs:
-            self.seed(specs)
+        """Apply a configuration: its flag file, and ``[rollouts.*]`` seeded into it.
+
+        Called when a configuration commits, so it never raises: a flag file that cannot be read
+        or written (broken by a hand edit, a read-only directory) is logged, and the rollouts keep
+        being served from what the provider last loaded.
+        """
+        try:
+            self.flags.use_path(flag_file)
+            self.flags.add_hook()
+            if specs:
+                self.seed(specs)
+        except Exception:
+            _logger.exception("otel-migration: could not apply [rollouts.*] to the flag file")
 
     def seed(self, specs: Mapping[str, RolloutSpec], *, declared: bool = True) -> dict[str, RolloutState]:
         """Bring ``[rollouts.*]`` into the flag file; the file wins unless the configuration changed.
@@ -320,7 +328,9 @@ def _details(
     if subject_id is None or subject_id == "":
         raise ValueError(f"rollout {name!r}: subject_id must be a non-empty value, got {subject_id!r}")
     details = flags.evaluate(name, str(subject_id), default, context_id)
-    if details.error_code == ErrorCode.FLAG_NOT_FOUND:
+    # A flag the provider does not know, while it is healthy, is a rollout nobody configured: the
+    # caller's mistake. A provider in error (a flag file broken at start) serves the control.
+    if details.error_code == ErrorCode.FLAG_NOT_FOUND and flags.healthy():
         raise ValueError(f"rollout {name!r} is not configured: pass percent= or add [rollouts.{name}]")
     return details
 
