@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,8 +31,12 @@ REQUESTS = 600
 
 def run() -> None:
     # A daily LLM budget for the summaries: the report shows how much of it the run used.
+    # The rollout's flag file (shared by every process of a host): a fresh one, so each demo ramps anew.
+    flag_file = Path(tempfile.mkdtemp(prefix="otel-migration-demo-")) / "otel-migration-flags.json"
     telemetry = otel_migration.configure(
-        config_file=HERE / "otel-migration.toml", budgets={"summaries": {"daily_usd": 5.0}}
+        config_file=HERE / "otel-migration.toml",
+        budgets={"summaries": {"daily_usd": 5.0}},
+        flag_file=str(flag_file),
     )
 
     from billing import legacy
@@ -41,9 +46,10 @@ def run() -> None:
     rng = random.Random(7)
     snapshots = []  # along the ramp: the report's adoption over time
     for i in range(REQUESTS):
-        percent = 10 + 80 * i / REQUESTS  # the rollout ramps up during the run
+        if i % 50 == 0:  # the rollout ramps up during the run, as `otel-migration rollout set` would
+            otel_migration.set_rollout("billing", percent=round(10 + 80 * i / REQUESTS))
         user = f"user-{i * 7919 % USERS}"
-        version = otel_migration.rollout("billing", user, percent=percent)
+        version = otel_migration.rollout("billing", user)
         with otel_migration.subject(user):
             try:
                 if version == "2.0":
