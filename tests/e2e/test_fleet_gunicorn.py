@@ -211,6 +211,9 @@ def sdk_env(otlp: dict[str, str], service: str, truth: Path, wrapper: Path) -> d
             "FLEET_TRUTH": str(truth),
             "FLEET_WRAPPER_LOG": str(wrapper),
             "FLEET_SUBJECT_KEY": SUBJECT_KEY,
+            # The rollout is a flag in this file, shared by both replicas; the run's own, not one
+            # left in tests/scripts (the working directory) by an earlier run.
+            "OTEL_MIGRATION_FLAG_FILE": str(truth.parent / "otel-migration-flags.json"),
         }
     )
 
