@@ -55,6 +55,7 @@ MAX_VERSIONS: Final = 50
 MAX_PHASES: Final = 100
 MAX_MODELS: Final = 200
 MAX_PROVIDERS: Final = 50
+MAX_LLM_OPERATIONS: Final = 50
 #: Distinct values admitted per kind of name and process.
 CAPS: Final = {
     "migration": MAX_MIGRATIONS,
@@ -63,6 +64,7 @@ CAPS: Final = {
     "phase": MAX_PHASES,
     "model": MAX_MODELS,
     "provider": MAX_PROVIDERS,
+    "llm_operation": MAX_LLM_OPERATIONS,
 }
 
 _SURROGATES: Final = re.compile("[\ud800-\udfff]")
