@@ -642,13 +642,17 @@ class _ResumingHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_13_spans_a_hung_collector_took_are_not_counted_as_failed() -> None:
-    server = _ResumingCollector(hang_s=3.0)
+    server = _ResumingCollector(hang_s=10.0)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
         provider = TracerProvider()
-        exporter = CountingSpanExporter(HttpSpanExporter(endpoint=endpoint, timeout=1.0), MeterProvider(), timeout_s=1.0)
+        # 2 s: the first attempt waits for an answer that long; a 503's back-off (1 s +-20 %) fits in it.
+        timeout_s = 2.0
+        exporter = CountingSpanExporter(
+            HttpSpanExporter(endpoint=endpoint, timeout=timeout_s), MeterProvider(), timeout_s=timeout_s
+        )
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         tracer = provider.get_tracer("t")
         tracer.start_span("while-hung").end()  # the client times out; the collector takes it later
