@@ -40,7 +40,7 @@ import otel_migration
 from otel_migration import ConfigError, record_llm_call, versioned
 from otel_migration._core import limits
 from otel_migration._core.context import current_subject
-from otel_migration._core.lifecycle import RateLimitedLog
+from otel_migration._core.lifecycle import RateLimitedLog, rate_limited
 from otel_migration._export.file import JsonLinesSpanExporter
 from otel_migration._export.health import CountingMetricExporter, CountingSpanExporter
 from otel_migration._llm.budgets import BudgetExceeded
@@ -57,8 +57,10 @@ def _fresh_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     """The cardinality caps are per process: start and end each test with none spent."""
     monkeypatch.chdir(tmp_path)
     limits.reset()
+    rate_limited.reset()
     yield
     limits.reset()
+    rate_limited.reset()
 
 
 def _metric_points(h: Harness, name: str) -> list[Any]:
@@ -520,9 +522,7 @@ class _CallsApplicationCode(Sampler):
     """A sampler that asks the application (a wrapped target) for each decision."""
 
     def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
-        from tests.sample_app import legacy
-
-        legacy.charge(1)
+        importlib.import_module("tests.sample_app.legacy").charge(1)
         return SamplingResult(Decision.RECORD_AND_SAMPLE)
 
     def get_description(self) -> str:
@@ -533,8 +533,7 @@ def test_9_re_entry_into_a_target_from_our_own_path_runs_it_untraced() -> None:
     sys.modules.pop("tests.sample_app.legacy", None)
     h = make_harness(sampler=_CallsApplicationCode(), targets={"tests.sample_app.legacy:charge": {"version": "1.0"}})
     try:
-        from tests.sample_app import legacy
-
+        legacy = importlib.import_module("tests.sample_app.legacy")
         assert legacy.charge(2) == "legacy:2"
         assert len(h.spans("charge")) == 1
         assert h.value("migration.requests", migration_operation="charge") == 1

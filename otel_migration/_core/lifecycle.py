@@ -68,6 +68,11 @@ class RateLimitedLog:
             args = (*args, state[1], int(now - state[0]))
         self._logger.log(level, message, *args, exc_info=exc_info)
 
+    def reset(self) -> None:
+        """Forget what was logged (for tests)."""
+        with self._lock:
+            self._state.clear()
+
     def warning(self, kind: str, message: str, *args: object) -> None:
         self.log(logging.WARNING, kind, message, *args)
 
