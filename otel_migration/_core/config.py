@@ -336,7 +336,7 @@ def _parse_analytics(value: Any) -> AnalyticsSettings:
             raise ValueError(f"unknown key {key!r}; known: {', '.join(sorted(known))}")
         default = known[key]
         if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) or item <= 0:
-            raise ValueError(f"{key} must be a positive finite number, got {item!r}")
+            raise ValueError(f"{key} must be a positive number, finite, got {item!r}")
         if isinstance(default, int) and not isinstance(item, int):
             raise ValueError(f"{key} must be a whole number, got {item!r}")
         values[key] = type(default)(item)
@@ -485,7 +485,7 @@ def _check_otel_env(env: Mapping[str, str]) -> None:
         except ValueError:
             number = -1.0
         if not math.isfinite(number) or number <= 0:
-            raise ConfigError(name, value, "expected a positive finite number", source="environment")
+            raise ConfigError(name, value, "expected a positive number, finite", source="environment")
 
 
 def load_settings(
