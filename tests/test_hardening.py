@@ -31,7 +31,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Decision, Sampler, SamplingResult
@@ -190,7 +190,9 @@ def test_10_a_subject_shared_by_asyncio_tasks(harness: Harness, caplog: pytest.L
         (lambda: record_llm_call(model="gpt-4o", input_tokens=1, output_tokens=1, provider=1), "provider"),  # type: ignore[arg-type]
     ],
 )
-def test_6_wrong_types_are_a_type_error_naming_the_argument(harness: Harness, make: Any, argument: str) -> None:
+def test_6_wrong_types_are_a_type_error_naming_the_argument(
+    harness: Harness, make: Any, argument: str
+) -> None:
     with pytest.raises(TypeError, match=argument):
         make()
     assert harness.spans() == []
@@ -351,7 +353,9 @@ def test_7_bad_numbers_and_types_in_record_llm_call(
 def test_7_a_refused_call_never_leaves_its_span_open(harness: Harness) -> None:
     opened = _Opened()
     harness.tracer_provider.add_span_processor(opened)
-    BUDGETS.configure(otel_migration.load_settings({"budgets": {"b": {"daily_usd": 0.0001, "hard_stop": True}}}).budgets)
+    BUDGETS.configure(
+        otel_migration.load_settings({"budgets": {"b": {"daily_usd": 0.0001, "hard_stop": True}}}).budgets
+    )
     try:
         record_llm_call(model="gpt-4o", input_tokens=100_000, output_tokens=10_000, duration_s=0.5)
         with pytest.raises(BudgetExceeded):
@@ -508,8 +512,10 @@ def test_9_a_missing_target_module_runs_none_of_its_parents_code(
     (package / "sub").mkdir()
     (package / "sub" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ConfigError, match="side_effect_pkg.sub.nowhere"):
-        otel_migration.configure(exporter="none", targets={"side_effect_pkg.sub.nowhere:f": {"version": "2.0"}})
+    with pytest.raises(ConfigError, match=r"side_effect_pkg\.sub\.nowhere"):
+        otel_migration.configure(
+            exporter="none", targets={"side_effect_pkg.sub.nowhere:f": {"version": "2.0"}}
+        )
     assert not marker.exists()
     assert "side_effect_pkg" not in sys.modules
     # An existing module is still found, again without running its package's code.
@@ -531,7 +537,9 @@ class _CallsApplicationCode(Sampler):
 
 def test_9_re_entry_into_a_target_from_our_own_path_runs_it_untraced() -> None:
     sys.modules.pop("tests.sample_app.legacy", None)
-    h = make_harness(sampler=_CallsApplicationCode(), targets={"tests.sample_app.legacy:charge": {"version": "1.0"}})
+    h = make_harness(
+        sampler=_CallsApplicationCode(), targets={"tests.sample_app.legacy:charge": {"version": "1.0"}}
+    )
     try:
         legacy = importlib.import_module("tests.sample_app.legacy")
         assert legacy.charge(2) == "legacy:2"
@@ -678,7 +686,9 @@ def test_13_refused_exports_are_still_failures() -> None:
     with OTLPReceiver("http/protobuf") as rx:
         rx.behaviour = "reject"
         provider = TracerProvider()
-        exporter = CountingSpanExporter(HttpSpanExporter(endpoint=rx.signal_endpoint("traces")), MeterProvider())
+        exporter = CountingSpanExporter(
+            HttpSpanExporter(endpoint=rx.signal_endpoint("traces")), MeterProvider()
+        )
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         provider.get_tracer("t").start_span("refused").end()
         provider.shutdown()

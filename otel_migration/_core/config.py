@@ -289,7 +289,9 @@ def _parse_strings(value: Any) -> frozenset[str]:
 
 
 def _parse_percent(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:  # NaN fails too
+    if (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100
+    ):  # NaN fails too
         raise ValueError("expected a number from 0 to 100")
     return float(value)
 
@@ -335,7 +337,12 @@ def _parse_analytics(value: Any) -> AnalyticsSettings:
         if key not in known:
             raise ValueError(f"unknown key {key!r}; known: {', '.join(sorted(known))}")
         default = known[key]
-        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) or item <= 0:
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, int | float)
+            or not math.isfinite(item)
+            or item <= 0
+        ):
             raise ValueError(f"{key} must be a positive number, finite, got {item!r}")
         if isinstance(default, int) and not isinstance(item, int):
             raise ValueError(f"{key} must be a whole number, got {item!r}")

@@ -106,7 +106,9 @@ class OwnedStack(Generic[T]):
     __slots__ = ("_var",)
 
     def __init__(self, name: str) -> None:
-        self._var: contextvars.ContextVar[tuple[tuple[object, T], ...]] = contextvars.ContextVar(name, default=())
+        self._var: contextvars.ContextVar[tuple[tuple[object, T], ...]] = contextvars.ContextVar(
+            name, default=()
+        )
 
     def push(self, owner: object, item: T) -> None:
         self._var.set((*self._var.get(), (owner, item)))

@@ -82,7 +82,9 @@ def clean(value: str) -> str:
 def check_name(value: object, argument: str, function: str) -> str:
     """A non-empty string, cleaned; ``TypeError``/``ValueError`` naming ``argument`` otherwise."""
     if not isinstance(value, str):
-        raise TypeError(f"{function}(): {argument} must be a string, got {type(value).__name__} {value!r:.80}")
+        raise TypeError(
+            f"{function}(): {argument} must be a string, got {type(value).__name__} {value!r:.80}"
+        )
     if not value.strip():
         raise ValueError(f"{function}(): {argument} must be a non-empty string, got {value!r}")
     return clean(value)
@@ -91,7 +93,9 @@ def check_name(value: object, argument: str, function: str) -> str:
 def check_finite(value: object, argument: str, function: str, *, minimum: float = 0.0) -> float:
     """A finite real number >= ``minimum``; ``TypeError``/``ValueError`` naming ``argument`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{function}(): {argument} must be a number, got {type(value).__name__} {value!r:.80}")
+        raise TypeError(
+            f"{function}(): {argument} must be a number, got {type(value).__name__} {value!r:.80}"
+        )
     number = float(value)
     if not math.isfinite(number) or number < minimum:
         raise ValueError(f"{function}(): {argument} must be a finite number >= {minimum:g}, got {value!r}")

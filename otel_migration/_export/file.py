@@ -133,7 +133,9 @@ class _LineWriter:
                 self._broken_line = False
                 return True
             except OSError as exc:
-                _log.warning("file-export", "otel-migration: could not write telemetry to %s: %s", self._path, exc)
+                _log.warning(
+                    "file-export", "otel-migration: could not write telemetry to %s: %s", self._path, exc
+                )
                 return False
 
     def _append(self, fd: int, line: bytes) -> None:

@@ -152,7 +152,9 @@ class CountingMetricExporter(MetricExporter):
             "timing out, or a destination that cannot be written).",
         )
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         try:
             result = self._delegate.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception:

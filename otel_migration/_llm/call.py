@@ -355,10 +355,10 @@ def record_llm_call(
         duration_s = limits.check_finite(duration_s, "duration_s", _FUNCTION)
     if error is not None and not isinstance(error, BaseException):
         raise TypeError(f"{_FUNCTION}(): error must be an exception, got {type(error).__name__}")
-    names = {}
-    for name, value in (("version", version), ("migration", migration), ("phase", phase)):
-        if value is not None:
-            names[name] = limits.admit(name, limits.check_name(value, name, _FUNCTION))
+    names: dict[str, str] = {}
+    for name, given in (("version", version), ("migration", migration), ("phase", phase)):
+        if given is not None:
+            names[name] = limits.admit(name, limits.check_name(given, name, _FUNCTION))
 
     telemetry = active()
     scope = current_scope()

@@ -78,7 +78,12 @@ def _parse_entry(model: str, entry: Any, source: str) -> ModelPrice:
     prices = {}
     for name in _PRICE_FIELDS:
         value = entry.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ConfigError(
                 f"{field}.{name}", value, "required, USD per 1M tokens, finite and >= 0", source=source
             )
