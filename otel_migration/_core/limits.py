@@ -119,9 +119,8 @@ _admitted: dict[str, _Admitted] = {}
 
 
 def _reset() -> None:
-    with_lock = {kind: _Admitted(kind, cap) for kind, cap in CAPS.items()}
     _admitted.clear()
-    _admitted.update(with_lock)
+    _admitted.update({kind: _Admitted(kind, cap) for kind, cap in CAPS.items()})
 
 
 _reset()

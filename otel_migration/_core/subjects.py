@@ -18,6 +18,7 @@ from opentelemetry import context as otel_context
 
 from .context import Subject, subject_context
 from .lifecycle import OwnedStack
+from .limits import clean
 from .pseudonyms import DEFAULT
 from .runtime import active
 
@@ -31,7 +32,8 @@ def pseudonymize(subject_id: object) -> str:
     """The pseudonym of a subject id under the key of the configuration in effect."""
     telemetry = active()
     pseudonymizer = telemetry.pseudonymizer if telemetry is not None else DEFAULT
-    return pseudonymizer.pseudonym(str(subject_id))
+    # Bounded and cleaned: with export_subject_ids the raw id is what leaves the process.
+    return clean(pseudonymizer.pseudonym(str(subject_id)))
 
 
 def subject_hash(pseudonym: str) -> int:
