@@ -120,8 +120,8 @@ class _LineWriter:
         self._lock = threading.Lock()
         self._broken_line = False  # a part line we could neither complete nor cut off is in the file
 
-    def write(self, message: Message) -> bool:
-        """Append one whole line; False (and the failure logged, rate-limited) when it could not be."""
+    def write(self, message: Message) -> None:
+        """Append one whole line, or raise OSError (logged, rate-limited) with no part of it left behind."""
         line = (json.dumps(to_otlp_json(message), separators=(",", ":")) + "\n").encode()
         with self._lock:
             try:
@@ -131,12 +131,11 @@ class _LineWriter:
                     line = b"\n" + line
                 self._append(self._fd, line)
                 self._broken_line = False
-                return True
             except OSError as exc:
                 _log.warning(
                     "file-export", "otel-migration: could not write telemetry to %s: %s", self._path, exc
                 )
-                return False
+                raise
 
     def _append(self, fd: int, line: bytes) -> None:
         """Write all of ``line``; on failure after a part of it, take that part back out of the file."""
@@ -176,8 +175,11 @@ class JsonLinesSpanExporter(SpanExporter):
         self._writer = _LineWriter(path)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self._writer.write(encode_spans(spans))
-        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+        try:
+            self._writer.write(encode_spans(spans))
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         self._writer.close()
@@ -196,8 +198,11 @@ class JsonLinesMetricExporter(MetricExporter):
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        ok = self._writer.write(encode_metrics(metrics_data))
-        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+        try:
+            self._writer.write(encode_metrics(metrics_data))
+        except OSError:
+            return MetricExportResult.FAILURE
+        return MetricExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
