@@ -520,7 +520,7 @@ def test_9_a_missing_target_module_runs_none_of_its_parents_code(
     assert "side_effect_pkg" not in sys.modules
     # An existing module is still found, again without running its package's code.
     (package / "sub" / "real.py").write_text("def f():\n    return 1\n")
-    otel_migration.configure(exporter="none", targets={"side_effect_pkg.sub.real:f": {"version": "2.0"}})
+    make_harness(targets={"side_effect_pkg.sub.real:f": {"version": "2.0"}})  # not the global providers
     assert not marker.exists()
 
 
