@@ -1,24 +1,33 @@
 """``versioned`` and ``phase``: each works as a decorator and as a (sync or async) ``with`` block.
 
 One object may be shared (a module-level ``CHARGE_V2 = versioned("2.0", operation="charge")`` used
-from many threads and tasks at once), so the calls a block has in flight are kept in a context
-variable of that object rather than on the object itself.
+from many threads and tasks at once), so the calls a block has in flight are kept per thread and
+task, in one module-level :class:`OwnedStack` rather than on the object: a context variable per
+object would stay in every context it was ever set in (the README's ``with versioned(...)`` idiom
+creates one object per block).
+
+Arguments are checked where they are given (``TypeError``/``ValueError`` naming the argument) and
+names are bounded, cleaned and capped (see :mod:`otel_migration._core.limits`).
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import wrapt
 
+from .._core import limits
+from .._core.lifecycle import OwnedStack
 from .wrappers import ActiveCall, CallSpec, make_wrapper, start_call
 
 __all__ = ["Phase", "Versioned", "phase", "versioned"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The calls each block has open, per thread and task (None: a block whose call is untraced).
+_IN_FLIGHT: OwnedStack[ActiveCall | None] = OwnedStack("otel_migration_in_flight")
 
 
 class _DecoratorAndBlock:
@@ -26,11 +35,6 @@ class _DecoratorAndBlock:
 
     _spec: CallSpec | None
     _phase: str | None
-
-    def __init__(self) -> None:
-        self._in_flight: contextvars.ContextVar[tuple[ActiveCall | None, ...]] = contextvars.ContextVar(
-            "otel_migration_in_flight", default=()
-        )
 
     def _spec_for(self, function: Callable[..., Any]) -> CallSpec | None:
         return self._spec
@@ -47,17 +51,13 @@ class _DecoratorAndBlock:
         call = start_call(self._block_spec(), self._phase)
         if call is not None:
             call.activate()
-        self._in_flight.set((*self._in_flight.get(), call))
+        _IN_FLIGHT.push(self, call)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        stack = self._in_flight.get()
-        if not stack:
-            return
-        call = stack[-1]
-        self._in_flight.set(stack[:-1])
-        if call is not None:
+        found, call = _IN_FLIGHT.pop(self)
+        if found and call is not None:
             call.close(exc)
 
     async def __aenter__(self) -> None:
@@ -73,9 +73,11 @@ class Versioned(_DecoratorAndBlock):
     """A versioned code path; see :func:`versioned`."""
 
     def __init__(self, version: str, *, operation: str | None, migration: str | None) -> None:
-        super().__init__()
-        if not isinstance(version, str) or not version:
-            raise ValueError(f"versioned(): version must be a non-empty string, got {version!r}")
+        version = limits.check_name(version, "version", "versioned")
+        if operation is not None:
+            operation = limits.check_name(operation, "operation", "versioned")
+        if migration is not None:
+            migration = limits.check_name(migration, "migration", "versioned")
         self.version = version
         self.operation = operation
         self.migration = migration
@@ -110,11 +112,9 @@ class Phase(_DecoratorAndBlock):
     """A phase of the versioned call in effect; see :func:`phase`."""
 
     def __init__(self, name: str) -> None:
-        super().__init__()
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"phase(): name must be a non-empty string, got {name!r}")
+        name = limits.check_name(name, "name", "phase")
         self.name = name
-        self._phase = name
+        self._phase = limits.admit("phase", name)
         self._spec = None
 
     def __repr__(self) -> str:

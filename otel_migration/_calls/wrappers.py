@@ -7,7 +7,10 @@ created. Generators need care: they run in their caller's context, so the span i
 around each step and detached before yielding, or it would leak into the caller between steps.
 
 Instrumentation must never hurt the host: every piece of our own work is guarded, failures are
-logged once, and the user's call runs (and its result or exception comes back) unchanged.
+logged (rate-limited), and the user's call runs (and its result or exception comes back) unchanged.
+Our own work never traces itself: a wrapped function called from inside it (a sampler or an
+exporter calling application code) runs untraced (see :class:`ReentryGuard`). Every name a span
+or record carries is bounded, cleaned and capped once, when its :class:`CallSpec` is built.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from .._core import limits
 from .._core import runtime as _runtime
 from .._core import semconv as sc
 from .._core.categories import error_type
 from .._core.context import Scope, Subject, current_scope, current_subject, scope_context
-from .._core.lifecycle import InFlight, log_once
+from .._core.lifecycle import InFlight, log_once, reentry
 from .._core.records import CallRecord
 from .._core.runtime import Telemetry
 
@@ -44,10 +48,11 @@ class CallSpec:
     def __init__(
         self, *, version: str, operation: str, migration: str | None, code_function: str | None
     ) -> None:
-        self.version = version
-        self.operation = operation
-        self.migration = migration
-        self.code_function = code_function
+        # Cleaned and capped here, once per spec: every call of the spec shares the result.
+        self.version = limits.admit("version", limits.clean(version))
+        self.operation = limits.admit("operation", limits.clean(operation))
+        self.migration = limits.admit("migration", limits.clean(migration)) if migration else None
+        self.code_function = limits.clean(code_function) if code_function else None
         self._attributes: dict[str, dict[str, str]] = {}
         self._scopes: dict[str, Scope] = {}
 
@@ -56,7 +61,7 @@ class CallSpec:
         attrs = self._attributes.get(migration)
         if attrs is None:
             attrs = {
-                sc.MIGRATION_NAME: migration,
+                sc.MIGRATION_NAME: self.scope(migration, None).migration,
                 sc.MIGRATION_OPERATION: self.operation,
                 sc.MIGRATION_VERSION: self.version,
             }
@@ -67,11 +72,12 @@ class CallSpec:
 
     def scope(self, migration: str, subject: Subject | None) -> Scope:
         """The scope of a call; shared (it is immutable) when no subject makes it per-user."""
-        if subject is not None:
-            return Scope(migration, self.operation, self.version, None, subject.user, subject.session)
         scope = self._scopes.get(migration)
         if scope is None:
-            scope = self._scopes[migration] = Scope(migration, self.operation, self.version)
+            name = limits.admit("migration", limits.clean(migration))
+            scope = self._scopes[migration] = Scope(name, self.operation, self.version)
+        if subject is not None:
+            return Scope(scope.migration, self.operation, self.version, None, subject.user, subject.session)
         return scope
 
 
@@ -101,6 +107,14 @@ class ActiveCall(InFlight):
         """End the span and queue the record; never raises. A broken span still leaves the call counted."""
         if not self.claim_finish():
             return
+        entered = reentry.enter()
+        try:
+            self._finish(exc)
+        finally:
+            if entered:
+                reentry.exit()
+
+    def _finish(self, exc: BaseException | None) -> None:
         try:
             duration_s = self.elapsed_s()
             err_type = category = None
@@ -159,7 +173,19 @@ def _start_span(
 
 
 def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | None:
-    """Start a versioned call (``spec``) or a phase of the current one; None when disabled or broken."""
+    """Start a versioned call (``spec``) or a phase of the current one; None when disabled or broken.
+
+    None as well when called from inside our own work on this thread (a re-entry): it runs untraced.
+    """
+    if not reentry.enter():
+        return None
+    try:
+        return _start_call(spec, phase)
+    finally:
+        reentry.exit()
+
+
+def _start_call(spec: CallSpec | None, phase: str | None) -> ActiveCall | None:
     try:
         telemetry = _runtime.active()
         if telemetry is None or not telemetry.enabled:

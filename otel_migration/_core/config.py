@@ -16,6 +16,7 @@ OpenTelemetry exporters themselves; we only check the few we act on. Every check
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -198,7 +199,10 @@ def parse_budgets(value: Any) -> tuple[BudgetSpec, ...]:
         for key in ("daily_usd", "monthly_usd"):
             amount = table.get(key)
             if amount is not None and (
-                isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0
+                isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+                or not math.isfinite(amount)
+                or amount <= 0
             ):
                 raise ValueError(f"budget {name!r}: {key} must be a positive number of USD, got {amount!r}")
             limits[key] = float(amount) if amount is not None else None
@@ -288,7 +292,9 @@ def _parse_strings(value: Any) -> frozenset[str]:
 
 
 def _parse_percent(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+    if (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100
+    ):  # NaN fails too
         raise ValueError("expected a number from 0 to 100")
     return float(value)
 
@@ -334,8 +340,13 @@ def _parse_analytics(value: Any) -> AnalyticsSettings:
         if key not in known:
             raise ValueError(f"unknown key {key!r}; known: {', '.join(sorted(known))}")
         default = known[key]
-        if isinstance(item, bool) or not isinstance(item, int | float) or item <= 0:
-            raise ValueError(f"{key} must be a positive number, got {item!r}")
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, int | float)
+            or not math.isfinite(item)
+            or item <= 0
+        ):
+            raise ValueError(f"{key} must be a positive number, finite, got {item!r}")
         if isinstance(default, int) and not isinstance(item, int):
             raise ValueError(f"{key} must be a whole number, got {item!r}")
         values[key] = type(default)(item)
@@ -485,8 +496,8 @@ def _check_otel_env(env: Mapping[str, str]) -> None:
             number = float(value)
         except ValueError:
             number = -1.0
-        if number <= 0:
-            raise ConfigError(name, value, "expected a positive number", source="environment")
+        if not math.isfinite(number) or number <= 0:
+            raise ConfigError(name, value, "expected a positive number, finite", source="environment")
 
 
 def load_settings(

@@ -50,6 +50,7 @@ METRIC_GEN_AI_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_firs
 METRIC_LLM_COST: Final = "migration.llm.cost"
 METRIC_LLM_CALLS: Final = "migration.llm.calls"
 METRIC_LLM_UNPRICED: Final = "migration.llm.unpriced"
+METRIC_LLM_USAGE_CLAMPED: Final = "migration.llm.usage.clamped"  # SDK-reported usage out of range
 METRIC_LLM_BUDGET_UTILIZATION: Final = "migration.llm.budget.utilization"
 
 # Tools and agents: the GenAI agent conventions' spans (execute_tool, invoke_agent), then our metrics.
@@ -111,6 +112,8 @@ METRIC_DURATION: Final = "migration.duration"
 METRIC_PHASE_DURATION: Final = "migration.phase.duration"
 METRIC_TELEMETRY_DROPPED: Final = "migration.telemetry.dropped"
 METRIC_TELEMETRY_SPANS_FAILED: Final = "migration.telemetry.spans.failed"
+METRIC_TELEMETRY_SPANS_UNCONFIRMED: Final = "migration.telemetry.spans.unconfirmed"
+METRIC_TELEMETRY_METRICS_FAILED: Final = "migration.telemetry.metrics.failed"
 
 # Rollout decisions (OpenFeature-style feature-flag evaluation semantic conventions).
 FEATURE_FLAG_KEY: Final = "feature_flag.key"

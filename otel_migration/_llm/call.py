@@ -9,22 +9,27 @@ both along with the migration version and phase in effect, the budget is charged
 calls: ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration`` with the GenAI
 conventions' bucket advice, time to first chunk for streams, and cost by model, tier, version
 and phase.
+
+What callers hand us is checked where they hand it (``record_llm_call``: ``TypeError``/``ValueError``
+naming the argument, before any span exists), while what arrives from the network (usage in an
+SDK response) is never refused: out-of-range token counts are clamped (see
+:mod:`otel_migration._core.limits`) and counted in ``migration.llm.usage.clamped``. Model, provider
+and operation names are bounded and cleaned; their metric labels are capped per process.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import dataclass, replace
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from .._core import limits
 from .._core import semconv as sc
 from .._core.categories import error_type
 from .._core.context import Scope, Subject, current_scope, current_subject
-from .._core.lifecycle import InFlight
+from .._core.lifecycle import InFlight, rate_limited
 from .._core.records import LLMRecord
 from .._core.runtime import Telemetry, active
 from .agents import current_loop
@@ -32,18 +37,13 @@ from .runtime import LLMRuntime
 
 __all__ = ["LLMCall", "record_llm_call"]
 
-_logger = logging.getLogger(__name__)
-
-_warned_models: set[str] = set()
-_warn_lock = threading.Lock()
+_FUNCTION = "record_llm_call"
 
 
 def _warn_unpriced(model: str) -> None:
-    with _warn_lock:
-        if model in _warned_models:
-            return
-        _warned_models.add(model)
-    _logger.warning(
+    # One line for the first unknown model, then one now and then with how many more there were.
+    rate_limited.warning(
+        "unpriced-model",
         "otel-migration: no price for LLM model %r; its calls are counted as unpriced (add it with "
         "pricing_file)",
         model,
@@ -53,7 +53,17 @@ def _warn_unpriced(model: str) -> None:
 class LLMCall(InFlight):
     """An LLM call in flight. ``start`` may raise :class:`BudgetExceeded`; nothing else ever raises."""
 
-    __slots__ = ("_first_chunk", "agent", "llm", "operation", "provider", "request_model", "scope", "subject")
+    __slots__ = (
+        "_first_chunk",
+        "agent",
+        "llm",
+        "model_label",
+        "operation",
+        "provider",
+        "request_model",
+        "scope",
+        "subject",
+    )
 
     def __init__(
         self,
@@ -71,7 +81,11 @@ class LLMCall(InFlight):
         context = trace.set_span_in_context(span) if span is not trace.INVALID_SPAN else None
         super().__init__(telemetry, span, context)
         self.llm = llm
-        self.provider, self.operation, self.request_model = provider, operation, request_model
+        # Labels are capped; the model's own (cleaned) name still finds its price and tier.
+        self.provider = limits.admit("provider", limits.clean(provider))
+        self.operation = limits.admit("llm_operation", limits.clean(operation))
+        self.request_model = request_model
+        self.model_label = limits.admit("model", request_model) if request_model else request_model
         self.scope, self.subject = scope, subject
         self._first_chunk: int | None = None
         self.agent = current_loop()  # the agent loop this call is a turn of, if any
@@ -102,6 +116,11 @@ class LLMCall(InFlight):
         subject = current_subject()
         llm.budgets.check(user=subject.user if subject else None, tenant=subject.tenant if subject else None)
         try:
+            # From an SDK's keyword arguments: any type, any length.
+            request_model = limits.clean(
+                request_model if isinstance(request_model, str) else str(request_model)
+            )
+            provider, operation = limits.clean(str(provider)), limits.clean(str(operation))
             # Captured now: a stream may well be finished outside the versioned call that started it.
             scope = scope or current_scope()
             attributes = {
@@ -132,7 +151,7 @@ class LLMCall(InFlight):
                 span.set_attributes(attributes)
             return cls(telemetry, llm, provider, operation, request_model, span, scope=scope, subject=subject)
         except Exception:
-            _logger.exception("otel-migration: failed to start an LLM call's telemetry")
+            rate_limited.exception("llm-start", "otel-migration: failed to start an LLM call's telemetry")
             return None
 
     def first_chunk(self) -> None:
@@ -160,11 +179,31 @@ class LLMCall(InFlight):
         if not self.claim_finish():
             return None
         try:
-            usage = _Usage(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_known)
+            usage = _Usage(
+                self._in_range("input", input_tokens),
+                self._in_range("output", output_tokens),
+                self._in_range("cache_read", cache_read_tokens),
+                self._in_range("cache_write", cache_write_tokens),
+                usage_known,
+            )
+            if response_model is not None:
+                response_model = limits.clean(str(response_model)) or None
             return self._finish(response_model, usage, error)
         except Exception:
-            _logger.exception("otel-migration: failed to finish an LLM call's telemetry")
+            rate_limited.exception("llm-finish", "otel-migration: failed to finish an LLM call's telemetry")
             return None
+
+    def _in_range(self, token_type: str, value: object) -> int:
+        """A token count from the network, clamped to 0 ... MAX_TOKENS; each clamp counted."""
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limits.MAX_TOKENS:
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            clamped = limits.MAX_TOKENS if value > limits.MAX_TOKENS else int(value)
+        else:
+            clamped = 0  # negative, NaN, or not a number at all
+        if clamped != value:
+            self.llm.metrics.count_clamped(self.provider, token_type)
+        return clamped
 
     def _finish(self, response_model: str | None, usage: _Usage, error: BaseException | None) -> float | None:
         duration = self.elapsed_s()
@@ -172,6 +211,7 @@ class LLMCall(InFlight):
         model = response_model or self.request_model
         cost = self._cost(model, usage) if error is None else None
         tier = self.llm.tier_of(model)
+        model_label = limits.admit("model", response_model) if response_model else self.model_label
         self._end_span(response_model, usage, cost, ttft, tier, error)
         if self.agent is not None:
             self.agent.llm_call_finished(usage.input_tokens, usage.output_tokens)
@@ -185,8 +225,8 @@ class LLMCall(InFlight):
                 self.scope,
                 self.provider,
                 self.operation,
-                self.request_model,
-                model,
+                self.model_label,
+                model_label,
                 tier,
                 usage.input_tokens,
                 usage.output_tokens,
@@ -284,38 +324,65 @@ def record_llm_call(
     the fact, outside that call. The call gets a span (ending
     now, starting ``duration_s`` ago), a cost, a tier, the version and phase in effect, and is
     charged to the budgets; with a hard-stop budget spent it raises :class:`BudgetExceeded`.
+
+    Every argument is checked first, before anything is started: a wrong type is a ``TypeError``
+    and a bad value (a token count below 0 or above 10**9, a ``duration_s`` that is negative, NaN
+    or infinite, an empty name) a ``ValueError``, each naming the argument.
     """
+    model = limits.check_name(model, "model", _FUNCTION)
+    provider = limits.check_name(provider, "provider", _FUNCTION)
+    operation = limits.check_name(operation, "operation", _FUNCTION)
+    if response_model is not None:
+        response_model = limits.check_name(response_model, "response_model", _FUNCTION)
     for name, value in (
         ("input_tokens", input_tokens),
         ("output_tokens", output_tokens),
         ("cache_read_tokens", cache_read_tokens),
         ("cache_write_tokens", cache_write_tokens),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"record_llm_call(): {name} must be a whole number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{_FUNCTION}(): {name} must be a whole number, got {type(value).__name__}")
+        if not isinstance(value, int) or not 0 <= value <= limits.MAX_TOKENS:
+            raise ValueError(
+                f"{_FUNCTION}(): {name} must be a whole number from 0 to {limits.MAX_TOKENS}, got {value!r}"
+            )
     if cache_read_tokens + cache_write_tokens > input_tokens:
         raise ValueError(
-            f"record_llm_call(): cache tokens ({cache_read_tokens} + {cache_write_tokens}) exceed "
+            f"{_FUNCTION}(): cache tokens ({cache_read_tokens} + {cache_write_tokens}) exceed "
             f"input_tokens ({input_tokens}), which include them"
         )
-    if not model:
-        raise ValueError(f"record_llm_call(): model must be a non-empty string, got {model!r}")
+    if duration_s is not None:
+        duration_s = limits.check_finite(duration_s, "duration_s", _FUNCTION)
+    if error is not None and not isinstance(error, BaseException):
+        raise TypeError(f"{_FUNCTION}(): error must be an exception, got {type(error).__name__}")
+    names: dict[str, str] = {}
+    for name, given in (("version", version), ("migration", migration), ("phase", phase)):
+        if given is not None:
+            names[name] = limits.admit(name, limits.check_name(given, name, _FUNCTION))
+
     telemetry = active()
+    scope = current_scope()
+    if names:
+        scope = Scope(
+            names.get("migration")
+            or (scope.migration if scope else telemetry.settings.migration if telemetry else "default"),
+            scope.operation if scope else limits.admit("operation", operation),
+            names.get("version") or (scope.version if scope else ""),
+            names.get("phase") or (scope.phase if scope else None),
+        )
     span = None
     if telemetry is not None and telemetry.enabled and duration_s is not None:
-        start = time.time_ns() - int(max(duration_s, 0.0) * 1e9)
+        start = time.time_ns() - int(duration_s * 1e9)
         span = telemetry.tracer.start_span(f"{operation} {model}", kind=SpanKind.CLIENT, start_time=start)
-    scope = current_scope()
-    if version is not None or migration is not None or phase is not None:
-        scope = Scope(
-            migration
-            or (scope.migration if scope else telemetry.settings.migration if telemetry else "default"),
-            scope.operation if scope else operation,
-            version or (scope.version if scope else ""),
-            phase or (scope.phase if scope else None),
-        )
-    call = LLMCall.start(provider, operation, model, span=span, scope=scope)
+    try:
+        call = LLMCall.start(provider, operation, model, span=span, scope=scope)
+    except BaseException:  # a hard-stop budget: the span we opened must not stay open
+        if span is not None:
+            span.end()
+        raise
     if call is None:
+        if span is not None:
+            span.end()
         return None
     if duration_s is not None:
         call.start_ns = time.perf_counter_ns() - int(duration_s * 1e9)

@@ -64,6 +64,8 @@ class LLMMetrics:
         self.cost: dict[_CostKey, float] = {}
         self.calls: dict[tuple[str, ...], int] = {}
         self.unpriced: dict[str, int] = {}
+        #: (provider, token type) -> token counts of SDK responses that were out of range, clamped.
+        self.clamped: dict[tuple[str, str], int] = {}
         self._sample_sinks: list[Callable[[str, str, str, float], None]] = []
         self._tokens = meter.create_histogram(
             sc.METRIC_GEN_AI_TOKEN_USAGE,
@@ -101,6 +103,18 @@ class LLMMetrics:
             unit="{call}",
             description="LLM calls whose model has no price in the table.",
         )
+        meter.create_observable_counter(
+            sc.METRIC_LLM_USAGE_CLAMPED,
+            [observer(self._read_clamped)],
+            unit="{value}",
+            description="Token counts in SDK responses that were negative or absurd, clamped to 0 ... 10**9.",
+        )
+
+    def count_clamped(self, provider: str, token_type: str) -> None:
+        """Count one clamped token count; called on the call path, rarely (bad network data only)."""
+        key = (provider, token_type)
+        with self._lock:
+            self.clamped[key] = self.clamped.get(key, 0) + 1
 
     def add_sample_sink(self, sink: Callable[[str, str, str, float], None]) -> None:
         """``sink("cost", migration, version, usd)`` receives the cost of every priced, versioned call."""
@@ -165,6 +179,12 @@ class LLMMetrics:
 
     def _read_unpriced(self) -> Measured:
         return [(n, {sc.GEN_AI_REQUEST_MODEL: model}) for model, n in items_under(self._lock, self.unpriced)]
+
+    def _read_clamped(self) -> Measured:
+        return [
+            (n, {sc.GEN_AI_PROVIDER_NAME: provider, sc.GEN_AI_TOKEN_TYPE: token_type})
+            for (provider, token_type), n in items_under(self._lock, self.clamped)
+        ]
 
     def total_cost(self, **match: str) -> float:
         """Sum of costs whose attributes include ``match`` (e.g. version="2.0")."""

@@ -14,6 +14,7 @@ exactly, never by prefix (``gpt-4o`` must not price ``gpt-4o-mini``).
 
 from __future__ import annotations
 
+import math
 import threading
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -77,8 +78,15 @@ def _parse_entry(model: str, entry: Any, source: str) -> ModelPrice:
     prices = {}
     for name in _PRICE_FIELDS:
         value = entry.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{field}.{name}", value, "required, USD per 1M tokens, >= 0", source=source)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ConfigError(
+                f"{field}.{name}", value, "required, USD per 1M tokens, finite and >= 0", source=source
+            )
         prices[name] = float(value)
     texts = {}
     for name in ("provider", "tier", "as_of"):
