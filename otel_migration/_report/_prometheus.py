@@ -5,6 +5,12 @@ as a suffix: ``migration.duration`` in seconds becomes ``migration_duration_seco
 end-to-end test checks them against the real collector. Each metric is one instant query for its
 raw series, so the figures are derived by the same code as for the other sources; only the
 adoption ratio is a range query, for its history.
+
+Counters and histograms add up across a service's processes, so they are read as each process
+exports them. Figures a process can only estimate on its own calls and users (percentiles,
+improvement, distinct users, adoption, stage, verdicts) are read from the fleet's series that the
+collector's ``migration_analytics`` component computes from every process's merged state
+(``migration_fleet_*``, docs/fleet.md): one series per migration, whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -33,23 +39,29 @@ _COUNTERS: Final = {
     sc.METRIC_QUALITY_ACTIONS: "migration_quality_actions_total",
     sc.METRIC_QUALITY_FEEDBACK: "migration_quality_feedback_total",
 }
+# The figure each gauge stands for (as the package names it) -> the selector that reads it. The
+# fleet's percentiles and improvement are those of the last hour, as its verdicts and the alerts;
+# its series carry the same labels as the per-process gauges, plus ``migration_window``.
 _GAUGES: Final = {
-    sc.METRIC_PERFORMANCE_DURATION: "migration_performance_duration_seconds",
-    sc.METRIC_PERFORMANCE_IMPROVEMENT: "migration_performance_improvement_percent",
-    sc.METRIC_ADOPTION_USERS: "migration_adoption_users",
-    sc.METRIC_ADOPTION_STAGE: "migration_adoption_stage_ratio",
-    sc.METRIC_VERDICT: "migration_verdict_ratio",
+    sc.METRIC_PERFORMANCE_DURATION: 'migration_fleet_performance_duration_seconds{migration_window="1h"}',
+    sc.METRIC_PERFORMANCE_IMPROVEMENT: (
+        'migration_fleet_performance_improvement_percent{migration_window="1h"}'
+    ),
+    sc.METRIC_ADOPTION_USERS: "migration_fleet_adoption_users",
+    sc.METRIC_ADOPTION_STAGE: "migration_fleet_adoption_stage",
+    sc.METRIC_VERDICT: "migration_fleet_verdict",
+    # A budget is service-wide and enforced in each process: no fleet figure.
     sc.METRIC_LLM_BUDGET_UTILIZATION: "migration_llm_budget_utilization_ratio",
 }
 _HISTOGRAMS: Final = {
     sc.METRIC_DURATION: "migration_duration_seconds",
     sc.METRIC_QUALITY_SCORE: "migration_quality_score",
 }
-_RATIO: Final = "migration_adoption_ratio"
+_RATIO: Final = "migration_fleet_adoption_ratio"
 #: Every Prometheus name the report reads (the e2e test checks the collector exports each).
 PROMETHEUS_NAMES: Final = (
     *_COUNTERS.values(),
-    *_GAUGES.values(),
+    *(selector.split("{", 1)[0] for selector in _GAUGES.values()),
     *(f"{name}_bucket" for name in _HISTOGRAMS.values()),
     _RATIO,
 )
