@@ -676,6 +676,14 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
         e = HISTOGRAM_ERROR if stat != "mean" else 1e-9
         return Within(100 * (1 - k * (1 + e) / (c * (1 - e))), 100 * (1 - k * (1 - e) / (c * (1 + e))))
 
+    successes: dict[tuple[str, str], int] = {}  # (operation, version) -> successful calls
+    for phase in PHASES:
+        for version, (ids, failing) in phase.charge.items():
+            successes[("charge", version)] = successes.get(("charge", version), 0) + len(ids) - len(failing)
+        for version, *_ in phase.llm:
+            successes[("summarize", version)] = successes.get(("summarize", version), 0) + 1
+    assert successes[("charge", "2.0")] >= MIN_SAMPLES, "2.0's charge latency must be judged"
+
     # Truth of the sketches: the distinct users of each version, and those who met an error.
     users: dict[str, set[str]] = {}
     failed: dict[str, set[str]] = {}
@@ -712,6 +720,7 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
                 op, v, stat
             )
             for op, v, *_ in last["improvements"]
+            if min(successes[(op, "1.0")], successes[(op, v)]) >= MIN_SAMPLES  # as the fleet requires
             for stat in ("mean", "p50", "p95")
         },
         (m, "Adoption (24 h)", "A"): {labels(migration_name=MIGRATION): near(adoption, SKETCH_ERROR)},
