@@ -52,7 +52,7 @@ pytestmark = pytest.mark.e2e
 # scrapes (1 s) and fleet evaluations (1 s) fall in each phase.
 PHASE_PAUSE_S = 11.0
 HISTORY_S = 300.0  # adoption history asked of Prometheus: 1 s steps
-HISTOGRAM_ERROR = 0.0055  # relative error of a percentile from a scale-6 exponential histogram (docs/fleet.md)
+HISTOGRAM_ERROR = 0.0055  # a percentile from a scale-6 exponential histogram (docs/fleet.md)
 
 
 class FleetStack(Stack):
