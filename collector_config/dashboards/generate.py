@@ -126,6 +126,16 @@ def sel(metric: str, *matchers: str, migration: bool = True) -> str:
     return f"{METRICS[metric]}{{{', '.join(labels)}}}"
 
 
+def fleet(metric: str, *matchers: str) -> str:
+    """A fleet series, from the aggregators that still hear from the service's processes.
+
+    With several aggregating collectors (docs/fleet.md section 9) a service that moved to another
+    one keeps its old series there, told apart by ``instance`` (the scrape target), until they
+    expire: as the alert rules do, keep only those of aggregators with live instances.
+    """
+    return f"({sel(metric, *matchers)} and on (job, instance) {METRICS['instances']}{{{SERVICE}}} > 0)"
+
+
 def of_migration(expr: str, via: str = "job", source: str = "requests") -> str:
     """Keep only series of services (and ``via`` labels) that serve the selected migration.
 
@@ -248,7 +258,7 @@ def migration_dashboard() -> Any:
     quantiles = [
         q(
             f"max by (migration_operation, {version}) "
-            f"({sel('fleet_duration', HOUR, 'migration_statistic=' + json.dumps(name))})",
+            f"{fleet('fleet_duration', HOUR, 'migration_statistic=' + json.dumps(name))}",
             f"{{{{migration_operation}}}} {{{{{version}}}}} {name}",
             ref=ref,
         )
@@ -329,7 +339,7 @@ def migration_dashboard() -> Any:
             [
                 q(
                     f"max by (migration_operation, {version}, migration_statistic) "
-                    f"({sel('improvement', HOUR)})",
+                    f"{fleet('improvement', HOUR)}",
                     f"{{{{migration_operation}}}} {{{{{version}}}}} {{{{migration_statistic}}}}",
                     instant=True,
                 )
@@ -347,7 +357,7 @@ def migration_dashboard() -> Any:
             "HyperLogLog sketches, within 1.6 %).",
             6,
             8,
-            [q(f"avg by (migration_name) ({sel('adoption_ratio', DAY)})", "{{migration_name}}")],
+            [q(f"avg by (migration_name) {fleet('adoption_ratio', DAY)}", "{{migration_name}}")],
         ),
         place(
             timeseries.Panel().unit("percentunit").min(0).max(1),
@@ -357,7 +367,7 @@ def migration_dashboard() -> Any:
             8,
             [
                 q(
-                    f"avg by (migration_name, migration_window) ({sel('adoption_ratio')})",
+                    f"avg by (migration_name, migration_window) {fleet('adoption_ratio')}",
                     "{{migration_name}} {{migration_window}}",
                 )
             ],
@@ -371,7 +381,7 @@ def migration_dashboard() -> Any:
             8,
             [
                 q(
-                    f"sum by ({version}) ({sel('adoption_users', DAY)})",
+                    f"sum by ({version}) {fleet('adoption_users', DAY)}",
                     f"{{{{{version}}}}}",
                     instant=True,
                 )
@@ -402,7 +412,7 @@ def migration_dashboard() -> Any:
                     instant=True,
                 ),
                 q(
-                    f"max by (migration_name) ({sel('srm')})",
+                    f"max by (migration_name) {fleet('srm')}",
                     "sample ratio mismatch {{migration_name}}",
                     ref="C",
                     instant=True,
@@ -445,7 +455,7 @@ def migration_dashboard() -> Any:
             [
                 q(
                     f"max by (migration_name, migration_operation, {version}, migration_metric) "
-                    f"({sel('verdict')})",
+                    f"{fleet('verdict')}",
                     instant=True,
                     fmt="table",
                 )
@@ -459,7 +469,7 @@ def migration_dashboard() -> Any:
             6,
             [
                 q(
-                    f"max by (migration_name, migration_adoption_stage) ({sel('adoption_stage')}) == 1",
+                    f"max by (migration_name, migration_adoption_stage) {fleet('adoption_stage')} == 1",
                     "{{migration_adoption_stage}}",
                     instant=True,
                 )
@@ -472,7 +482,7 @@ def migration_dashboard() -> Any:
             "(1 - error users / users, from merged sketches).",
             12,
             6,
-            [q(f"min by ({version}) ({sel('error_free_users', DAY)})", f"{{{{{version}}}}}", instant=True)],
+            [q(f"min by ({version}) {fleet('error_free_users', DAY)}", f"{{{{{version}}}}}", instant=True)],
         ),
         place(
             stat.Panel().reduce_options(last()).unit("short"),
