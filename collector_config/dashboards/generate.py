@@ -17,7 +17,8 @@ and summed. The figures a process can only compute on its own calls and users (p
 improvement, distinct users, adoption ratio and stage, error-free users, verdicts, sample-ratio
 mismatch) are read from the fleet's series, ``migration_fleet_*``, that the collector's
 ``migration_analytics`` component computes from every process's merged state (docs/fleet.md): one
-series per service and migration, with no ``instance`` label.
+series per service and migration, with no per-process label (Prometheus's ``instance`` on them is
+the aggregating collector).
 
 Every metric name lives in :data:`METRICS`, nowhere else.
 """
