@@ -12,8 +12,15 @@ no migration label are kept for the services that serve the selected migration. 
 metrics carry neither label: the pipeline dashboard filters them by a ``$collector`` variable (the
 job Prometheus scrapes them in).
 
-Every metric name lives in :data:`METRICS`, nowhere else: to read other series (for example
-fleet-wide ones from a collector component), change the names there.
+Counters and bucket histograms add up across a service's processes, so they are read per process
+and summed. The figures a process can only compute on its own calls and users (percentiles,
+improvement, distinct users, adoption ratio and stage, error-free users, verdicts, sample-ratio
+mismatch) are read from the fleet's series, ``migration_fleet_*``, that the collector's
+``migration_analytics`` component computes from every process's merged state (docs/fleet.md): one
+series per service and migration, with no per-process label (Prometheus's ``instance`` on them is
+the aggregating collector).
+
+Every metric name lives in :data:`METRICS`, nowhere else.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from grafana_foundation_sdk.builders import (
     timeseries,
 )
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import piechart as piechart_models
 from grafana_foundation_sdk.models import prometheus as prom_models
@@ -54,13 +62,20 @@ METRICS: dict[str, str] = {
     "requests": "migration_requests_total",
     "errors": "migration_errors_total",
     "duration_bucket": "migration_duration_seconds_bucket",
-    "adoption_ratio": "migration_adoption_ratio",
-    "adoption_users": "migration_adoption_users",
+    # the fleet's figures (collector component migration_analytics; dimensionless: no suffix)
+    "adoption_ratio": "migration_fleet_adoption_ratio",
+    "adoption_users": "migration_fleet_adoption_users",
+    "adoption_stage": "migration_fleet_adoption_stage",
+    "error_free_users": "migration_fleet_error_free_users",
+    "fleet_duration": "migration_fleet_performance_duration_seconds",
+    "improvement": "migration_fleet_performance_improvement_percent",
+    "verdict": "migration_fleet_verdict",
+    "srm": "migration_fleet_sample_ratio_mismatch",
+    "instances": "migration_fleet_instances",
+    # per process
     "rollout_percent": "migration_rollout_percent",
     "rolled_back": "migration_rollout_rolled_back_ratio",
     "rollbacks": "migration_rollbacks_total",
-    "verdict": "migration_verdict_ratio",
-    "improvement": "migration_performance_improvement_percent",
     # LLM
     "llm_cost": "migration_llm_cost_total",
     "llm_calls": "migration_llm_calls_total",
@@ -101,8 +116,8 @@ METRICS: dict[str, str] = {
 SERVICE = 'job=~"$service"'
 MIGRATION = 'migration_name=~"$migration"'
 COLLECTOR = 'job=~"$collector"'
-OK = 'migration_outcome="ok"'
 DAY = 'migration_window="24h"'
+HOUR = 'migration_window="1h"'  # the fleet's percentiles, improvement and verdicts: the last hour
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 
@@ -110,6 +125,16 @@ def sel(metric: str, *matchers: str, migration: bool = True) -> str:
     """``name{job=~"$service", migration_name=~"$migration", ...}`` for the metric of that key."""
     labels = [SERVICE, *([MIGRATION] if migration else []), *matchers]
     return f"{METRICS[metric]}{{{', '.join(labels)}}}"
+
+
+def fleet(metric: str, *matchers: str) -> str:
+    """A fleet series, from the aggregators that still hear from the service's processes.
+
+    With several aggregating collectors (docs/fleet.md section 9) a service that moved to another
+    one keeps its old series there, told apart by ``instance`` (the scrape target), until they
+    expire: as the alert rules do, keep only those of aggregators with live instances.
+    """
+    return f"({sel(metric, *matchers)} and on (job, instance) {METRICS['instances']}{{{SERVICE}}} > 0)"
 
 
 def of_migration(expr: str, via: str = "job", source: str = "requests") -> str:
@@ -233,12 +258,12 @@ def migration_dashboard() -> Any:
     version = "migration_version"
     quantiles = [
         q(
-            f"histogram_quantile({quantile}, sum by (le, migration_operation, {version}) "
-            f"(rate({sel('duration_bucket', OK)}[$__rate_interval])))",
-            f"{{{{migration_operation}}}} {{{{{version}}}}} p{name}",
+            f"max by (migration_operation, {version}) "
+            f"{fleet('fleet_duration', HOUR, 'migration_statistic=' + json.dumps(name))}",
+            f"{{{{migration_operation}}}} {{{{{version}}}}} {name}",
             ref=ref,
         )
-        for ref, (quantile, name) in zip("ABC", ((0.5, "50"), (0.95, "95"), (0.99, "99")), strict=True)
+        for ref, name in zip("ABC", ("p50", "p95", "p99"), strict=True)
     ]
     panels = [
         place(
@@ -296,7 +321,8 @@ def migration_dashboard() -> Any:
         place(
             timeseries.Panel().unit("s"),
             "Latency p50 / p95 / p99 per version and operation",
-            "From the migration.duration histogram of successful calls (bucket-interpolated).",
+            "Successful calls of the last hour across the fleet, from the merged exponential histograms "
+            "(within 0.55 %; migration.fleet.performance.duration).",
             12,
             9,
             quantiles,
@@ -307,13 +333,14 @@ def migration_dashboard() -> Any:
             .unit("percent")
             .thresholds(thresholds((None, "red"), (-10, "yellow"), (0, "green"))),
             "Improvement of the candidate",
-            "Candidate against control per operation, at p50, p95 and on the mean, over the last successful "
-            "calls (computed in process); negative means slower.",
+            "Candidate against control per operation, at p50, p95 and on the mean, over the last hour's "
+            "successful calls across the fleet; negative means slower.",
             24,
             6,
             [
                 q(
-                    f"max by (migration_operation, {version}, migration_statistic) ({sel('improvement')})",
+                    f"max by (migration_operation, {version}, migration_statistic) "
+                    f"{fleet('improvement', HOUR)}",
                     f"{{{{migration_operation}}}} {{{{{version}}}}} {{{{migration_statistic}}}}",
                     instant=True,
                 )
@@ -327,20 +354,21 @@ def migration_dashboard() -> Any:
             .reduce_options(last())
             .thresholds(thresholds((None, "blue"), (0.5, "green"), (0.95, "purple"))),
             "Adoption (24 h)",
-            "Candidates' unique users / all unique users over 24 h (HyperLogLog estimate, in process).",
+            "Candidates' distinct users / all distinct users over 24 h across the fleet (merged "
+            "HyperLogLog sketches, within 1.6 %).",
             6,
             8,
-            [q(f"avg by (migration_name) ({sel('adoption_ratio', DAY)})", "{{migration_name}}")],
+            [q(f"avg by (migration_name) {fleet('adoption_ratio', DAY)}", "{{migration_name}}")],
         ),
         place(
             timeseries.Panel().unit("percentunit").min(0).max(1),
             "Adoption ratio over time",
-            "Candidates' share of unique users, over the last hour and the last 24 hours.",
+            "Candidates' share of distinct users across the fleet, over the last hour and the last 24 hours.",
             10,
             8,
             [
                 q(
-                    f"avg by (migration_name, migration_window) ({sel('adoption_ratio')})",
+                    f"avg by (migration_name, migration_window) {fleet('adoption_ratio')}",
                     "{{migration_name}} {{migration_window}}",
                 )
             ],
@@ -348,12 +376,13 @@ def migration_dashboard() -> Any:
         place(
             bargauge.Panel().reduce_options(last()).unit("short"),
             "Unique users per version (24 h)",
-            "HyperLogLog estimates per process, summed over the selected services.",
+            "Distinct users across the fleet (merged HyperLogLog sketches, within 1.6 %), summed over the "
+            "selected services.",
             8,
             8,
             [
                 q(
-                    f"sum by ({version}) ({sel('adoption_users', DAY)})",
+                    f"sum by ({version}) {fleet('adoption_users', DAY)}",
                     f"{{{{{version}}}}}",
                     instant=True,
                 )
@@ -370,7 +399,9 @@ def migration_dashboard() -> Any:
         place(
             stat.Panel().reduce_options(last()).thresholds(thresholds((None, "green"), (1, "red"))),
             "Rollbacks",
-            "Kill-switch rollbacks in the time range; 'rolled back' is 1 while the kill switch holds.",
+            "Kill-switch rollbacks in the time range; 'rolled back' is 1 while the kill switch holds; "
+            "'sample ratio mismatch' is 1 when the fleet's users split contradicts the rollout percent "
+            "(tested once one percent has held for an hour with 100 users).",
             8,
             8,
             [
@@ -379,6 +410,12 @@ def migration_dashboard() -> Any:
                     f"max by (migration_name) ({sel('rolled_back')})",
                     "rolled back {{migration_name}}",
                     ref="B",
+                    instant=True,
+                ),
+                q(
+                    f"max by (migration_name) {fleet('srm')}",
+                    "sample ratio mismatch {{migration_name}}",
+                    ref="C",
                     instant=True,
                 ),
             ],
@@ -411,16 +448,54 @@ def migration_dashboard() -> Any:
                 ]
             ),
             "Verdicts",
-            "Candidate against control per operation and metric (Mann-Whitney U / two-proportion test, "
-            "Holm-corrected, computed in process): better, worse or inconclusive.",
+            "Candidate against control per operation and metric over the last hour across the fleet "
+            "(Mann-Whitney U / two-proportion test on the merged state, Holm-corrected): better, worse or "
+            "inconclusive.",
             24,
             8,
             [
                 q(
                     f"max by (migration_name, migration_operation, {version}, migration_metric) "
-                    f"({sel('verdict')})",
+                    f"{fleet('verdict')}",
                     instant=True,
                     fmt="table",
+                )
+            ],
+        ),
+        place(
+            stat.Panel().reduce_options(last()).text_mode(common_models.BigValueTextMode.NAME),
+            "Adoption stage",
+            "Stage of the fleet's 24 h adoption ratio: not_started, low, adopted or replaced.",
+            6,
+            6,
+            [
+                q(
+                    f"max by (migration_name, migration_adoption_stage) {fleet('adoption_stage')} == 1",
+                    "{{migration_adoption_stage}}",
+                    instant=True,
+                )
+            ],
+        ),
+        place(
+            bargauge.Panel().reduce_options(last()).unit("percentunit").min(0).max(1),
+            "Error-free users (24 h)",
+            "Share of each version's distinct users who met no error over 24 h, across the fleet "
+            "(1 - error users / users, from merged sketches).",
+            12,
+            6,
+            [q(f"min by ({version}) {fleet('error_free_users', DAY)}", f"{{{{{version}}}}}", instant=True)],
+        ),
+        place(
+            stat.Panel().reduce_options(last()).unit("short"),
+            "Processes in the fleet figures",
+            "Processes of each service whose state the collector merged within its stream_ttl.",
+            6,
+            6,
+            [
+                q(
+                    f"sum by (job) {of_migration(sel('instances', migration=False))}",
+                    "{{job}}",
+                    instant=True,
                 )
             ],
         ),

@@ -5,6 +5,12 @@ as a suffix: ``migration.duration`` in seconds becomes ``migration_duration_seco
 end-to-end test checks them against the real collector. Each metric is one instant query for its
 raw series, so the figures are derived by the same code as for the other sources; only the
 adoption ratio is a range query, for its history.
+
+Counters and histograms add up across a service's processes, so they are read as each process
+exports them. Figures a process can only estimate on its own calls and users (percentiles,
+improvement, distinct users, adoption, stage, verdicts) are read from the fleet's series that the
+collector's ``migration_analytics`` component computes from every process's merged state
+(``migration_fleet_*``, docs/fleet.md): one series per migration, whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -33,23 +39,31 @@ _COUNTERS: Final = {
     sc.METRIC_QUALITY_ACTIONS: "migration_quality_actions_total",
     sc.METRIC_QUALITY_FEEDBACK: "migration_quality_feedback_total",
 }
-_GAUGES: Final = {
-    sc.METRIC_PERFORMANCE_DURATION: "migration_performance_duration_seconds",
-    sc.METRIC_PERFORMANCE_IMPROVEMENT: "migration_performance_improvement_percent",
-    sc.METRIC_ADOPTION_USERS: "migration_adoption_users",
-    sc.METRIC_ADOPTION_STAGE: "migration_adoption_stage_ratio",
-    sc.METRIC_VERDICT: "migration_verdict_ratio",
-    sc.METRIC_LLM_BUDGET_UTILIZATION: "migration_llm_budget_utilization_ratio",
+_INSTANCES: Final = "migration_fleet_instances"
+_HOUR: Final = '{migration_window="1h"}'
+# The figure each gauge stands for (as the package names it) -> its series and matchers. The
+# fleet's percentiles and improvement are those of the last hour, as its verdicts and the alerts;
+# its series carry the same labels as the per-process gauges, plus ``migration_window``.
+_FLEET_GAUGES: Final = {
+    sc.METRIC_PERFORMANCE_DURATION: ("migration_fleet_performance_duration_seconds", _HOUR),
+    sc.METRIC_PERFORMANCE_IMPROVEMENT: ("migration_fleet_performance_improvement_percent", _HOUR),
+    sc.METRIC_ADOPTION_USERS: ("migration_fleet_adoption_users", ""),
+    sc.METRIC_ADOPTION_STAGE: ("migration_fleet_adoption_stage", ""),
+    sc.METRIC_VERDICT: ("migration_fleet_verdict", ""),
 }
+# A budget is service-wide and enforced in each process: no fleet figure.
+_GAUGES: Final = {sc.METRIC_LLM_BUDGET_UTILIZATION: "migration_llm_budget_utilization_ratio"}
 _HISTOGRAMS: Final = {
     sc.METRIC_DURATION: "migration_duration_seconds",
     sc.METRIC_QUALITY_SCORE: "migration_quality_score",
 }
-_RATIO: Final = "migration_adoption_ratio"
+_RATIO: Final = "migration_fleet_adoption_ratio"
 #: Every Prometheus name the report reads (the e2e test checks the collector exports each).
 PROMETHEUS_NAMES: Final = (
     *_COUNTERS.values(),
     *_GAUGES.values(),
+    *(name for name, _ in _FLEET_GAUGES.values()),
+    _INSTANCES,
     *(f"{name}_bucket" for name in _HISTOGRAMS.values()),
     _RATIO,
 )
@@ -83,6 +97,17 @@ class _Client:
         return list(body["data"]["result"])
 
 
+def _fleet(name: str, matchers: str = "") -> str:
+    """A fleet series, from the aggregators that still hear from the service's processes.
+
+    With several aggregating collectors (docs/fleet.md section 9) a service that moved keeps its
+    old series at the previous one, told apart by ``instance``, until they expire: as the alert
+    rules do, keep only those of aggregators with live instances. ``instance`` (the aggregator,
+    not a process) is not among the attributes the report reads.
+    """
+    return f"{name}{matchers} and on (job, instance) {_INSTANCES} > 0"
+
+
 def _labels(result: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in result["metric"].items() if k != "__name__"}
 
@@ -98,7 +123,9 @@ def from_prometheus(
     for name, prom in _COUNTERS.items():
         for result in client.get("/api/v1/query", query=prom, **instant):
             series.counters[name].append((_labels(result), float(result["value"][1])))
-    for name, prom in _GAUGES.items():
+    gauges = [(name, prom) for name, prom in _GAUGES.items()]
+    gauges += [(name, _fleet(prom, matchers)) for name, (prom, matchers) in _FLEET_GAUGES.items()]
+    for name, prom in gauges:
         for result in client.get("/api/v1/query", query=prom, **instant):
             value = float(result["value"][1])
             if not math.isnan(value):
@@ -108,7 +135,11 @@ def from_prometheus(
 
     step = max(1.0, range_s / _POINTS)
     for result in client.get(
-        "/api/v1/query_range", query=_RATIO, start=f"{now - range_s:.3f}", end=f"{now:.3f}", step=f"{step:g}"
+        "/api/v1/query_range",
+        query=_fleet(_RATIO),
+        start=f"{now - range_s:.3f}",
+        end=f"{now:.3f}",
+        step=f"{step:g}",
     ):
         labels = _labels(result)
         series.ratio_history.extend((labels, float(t), float(v)) for t, v in result["values"])
