@@ -28,6 +28,7 @@ from .._core.lifecycle import InFlight
 from .._core.records import LLMRecord
 from .._core.runtime import Telemetry, active
 from .agents import current_loop
+from .operations import LLMOperations
 from .runtime import LLMRuntime
 
 __all__ = ["LLMCall", "record_llm_call"]
@@ -53,7 +54,17 @@ def _warn_unpriced(model: str) -> None:
 class LLMCall(InFlight):
     """An LLM call in flight. ``start`` may raise :class:`BudgetExceeded`; nothing else ever raises."""
 
-    __slots__ = ("_first_chunk", "agent", "llm", "operation", "provider", "request_model", "scope", "subject")
+    __slots__ = (
+        "_first_chunk",
+        "_in_flight",
+        "agent",
+        "llm",
+        "operation",
+        "provider",
+        "request_model",
+        "scope",
+        "subject",
+    )
 
     def __init__(
         self,
@@ -75,6 +86,13 @@ class LLMCall(InFlight):
         self.scope, self.subject = scope, subject
         self._first_chunk: int | None = None
         self.agent = current_loop()  # the agent loop this call is a turn of, if any
+        # In flight until finished (migration.llm.in_flight, _llm/operations.py).
+        ops = telemetry.find(LLMOperations)
+        self._in_flight = (
+            (ops.in_flight, (scope.migration, scope.version, provider, request_model)) if ops else None
+        )
+        if self._in_flight is not None:
+            self._in_flight[0].enter(self._in_flight[1])
 
     @classmethod
     def start(
@@ -159,6 +177,8 @@ class LLMCall(InFlight):
         self.deactivate()
         if not self.claim_finish():
             return None
+        if self._in_flight is not None:
+            self._in_flight[0].exit(self._in_flight[1])
         try:
             usage = _Usage(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_known)
             return self._finish(response_model, usage, error)
