@@ -363,7 +363,7 @@ class HealthMonitor:
                 name, [observer(lambda: read(self.latest()))], unit=unit, description=description
             )
 
-        gauge(sc.METRIC_HEALTH_SCORE, "1", "Health score 0-100 per migration and version.", _read_score)
+        gauge(sc.METRIC_HEALTH_SCORE, "{score}", "Health score 0-100 per migration and version.", _read_score)
         gauge(
             sc.METRIC_HEALTH_FACTOR,
             "1",
