@@ -21,6 +21,7 @@ lower the score: 100 is a version inside both budgets on an idle, lossless pipel
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -344,7 +345,9 @@ class HealthMonitor:
         """Per category, its error rate per complete minute with calls over the last 30 minutes."""
         found = m.series(minute - TREND_MINUTES, minute - 1)
         with_calls = {b: slot for b, slot in found.items() if m.requests[slot] > 0}
-        categories = {c for slot in with_calls.values() for c in m.categories[slot]}
+        # Categories of the current minute too: reported "stable" until enough complete minutes.
+        current = m.series(minute, minute)
+        categories = {c for slot in (*with_calls.values(), *current.values()) for c in m.categories[slot]}
         trends = {}
         for category in sorted(categories):
             minutes = sorted(with_calls)
@@ -422,11 +425,18 @@ def _read_factors(r: HealthReport) -> Measured:
     ]
 
 
+ANOMALY_METRICS: Final = ("request_rate", "error_rate", "latency")
+
+
 def _read_anomaly(r: HealthReport) -> Measured:
+    """1 while anomalous; 0 otherwise, also while too little history to judge (so alerts see the series)."""
     return [
-        (1 if a.anomalous else 0, {**_version_attrs(v), sc.MIGRATION_METRIC: metric})
+        (
+            1 if (a := v.anomalies.get(metric)) is not None and a.anomalous else 0,
+            {**_version_attrs(v), sc.MIGRATION_METRIC: metric},
+        )
         for v in r.versions
-        for metric, a in v.anomalies.items()
+        for metric in ANOMALY_METRICS
     ]
 
 
@@ -450,7 +460,8 @@ def _read_trend(r: HealthReport) -> Measured:
 
 
 def _read_leak(r: HealthReport) -> Measured:
-    return [] if r.leak is None else [(1 if r.leak.leaking else 0, {})]
+    """0 also while fewer samples than a judgement needs (the first minutes of a process)."""
+    return [(1 if r.leak is not None and r.leak.leaking else 0, {})]
 
 
 def _read_growth(r: HealthReport) -> Measured:
@@ -458,4 +469,7 @@ def _read_growth(r: HealthReport) -> Measured:
 
 
 def _read_ttl(r: HealthReport) -> Measured:
-    return [] if r.leak is None or r.leak.time_to_limit_s is None else [(r.leak.time_to_limit_s, {})]
+    """+Inf while memory does not grow significantly: no limit is ever reached at that trend."""
+    if r.leak is not None and r.leak.time_to_limit_s is not None:
+        return [(r.leak.time_to_limit_s, {})]
+    return [(math.inf, {})]
