@@ -243,7 +243,7 @@ def measure_resources(calls: int) -> dict[str, float]:
         with telemetry.recorder._drain_lock:
             results[label] = best_ns_per_call(versioned_work, calls)
             results[f"{label}, coroutine of 2 steps"] = best_ns_per_call(
-                lambda x: loop.run_until_complete(versioned_step(x)), calls // 4
+                lambda x, loop=loop, fn=versioned_step: loop.run_until_complete(fn(x)), calls // 4
             )
         loop.close()
         telemetry.recorder.drain()

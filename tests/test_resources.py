@@ -250,11 +250,13 @@ def test_prompt_cache_hit_rate_on_a_hand_computed_workload(instrumented: Harness
 def test_llm_call_in_flight_while_it_runs(instrumented: Harness, server: LLMServer) -> None:
     server.configure(usage=Usage(input_tokens=10, output_tokens=3))
     claude = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
-    with otel_migration.versioned("2.0", operation="chat"):
-        with claude.messages.stream(model="claude-haiku-4-5", max_tokens=16, messages=MESSAGES) as stream:
-            next(iter(stream.text_stream))
-            during = instrumented.value("migration.llm.in_flight", migration_version="2.0")
-            for _ in stream.text_stream:
-                pass
+    with (
+        otel_migration.versioned("2.0", operation="chat"),
+        claude.messages.stream(model="claude-haiku-4-5", max_tokens=16, messages=MESSAGES) as stream,
+    ):
+        next(iter(stream.text_stream))
+        during = instrumented.value("migration.llm.in_flight", migration_version="2.0")
+        for _ in stream.text_stream:
+            pass
     assert during == 1
     assert instrumented.value("migration.llm.in_flight", migration_version="2.0") == 0
