@@ -159,3 +159,19 @@ def test_monitor_reports_a_leak_from_its_samples() -> None:
     assert report.leak is not None and report.leak.leaking
     assert report.leak.slope == pytest.approx(100_000)
     assert report.saturation == pytest.approx(0.1)
+
+
+def test_a_child_forked_while_the_lock_is_held_can_still_record() -> None:
+    import os
+    import signal
+
+    monitor = HealthMonitor(AnalyticsSettings())
+    with monitor._lock:  # as if the aggregator held it at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a deadlock would hit the alarm and exit 1
+            signal.signal(signal.SIGALRM, lambda *_: os._exit(1))
+            signal.alarm(5)
+            monitor.on_call(CallRecord(Scope("m", "op", "2.0"), "ok", 0.1, 10**18))
+            os._exit(0 if monitor.evaluate().versions else 2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -25,6 +25,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -197,6 +198,15 @@ class HealthMonitor:
         self._memory_x: list[float] = []
         self._cpu_share = 0.0
         self._latest: HealthReport | None = None
+        # A lock held by the parent's aggregator at fork would never be released in the child.
+        weak = weakref.ref(self)
+
+        def new_lock_in_child() -> None:
+            me = weak()
+            if me is not None:
+                me._lock = threading.Lock()
+
+        os.register_at_fork(after_in_child=new_lock_in_child)
 
     def watch(self, queue: QueueInfo) -> None:
         """Read queue fill and drops from the recorder (given after both are built)."""

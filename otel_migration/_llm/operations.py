@@ -17,7 +17,9 @@ the GenAI conventions' instruments do not carry:
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from typing import Final
 
 from opentelemetry.metrics import Meter
@@ -70,6 +72,15 @@ class LLMOperations:
         self.in_flight = InFlightCounts()
         self.tokens: dict[_TokenKey, int] = {}
         self.cache: dict[_CacheKey, CacheStats] = {}
+        # A lock held by the parent's aggregator at fork would never be released in the child.
+        weak = weakref.ref(self)
+
+        def new_lock_in_child() -> None:
+            me = weak()
+            if me is not None:
+                me._lock = threading.Lock()
+
+        os.register_at_fork(after_in_child=new_lock_in_child)
         meter.create_observable_counter(
             sc.METRIC_LLM_TOKENS,
             [observer(self._read_tokens)],
