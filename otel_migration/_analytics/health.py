@@ -21,7 +21,6 @@ lower the score: 100 is a version inside both budgets on an idle, lossless pipel
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -479,7 +478,7 @@ def _read_growth(r: HealthReport) -> Measured:
 
 
 def _read_ttl(r: HealthReport) -> Measured:
-    """+Inf while memory does not grow significantly: no limit is ever reached at that trend."""
+    """Only while leaking: at a trend that is not significant no limit is predicted (the SDK refuses +Inf)."""
     if r.leak is not None and r.leak.time_to_limit_s is not None:
         return [(r.leak.time_to_limit_s, {})]
-    return [(math.inf, {})]
+    return []
