@@ -124,7 +124,7 @@ FEATURE_FLAG_EVALUATION_EVENT: Final = "feature_flag.evaluation"
 MIGRATION_WINDOW: Final = "migration.window"  # "1h", "24h"
 MIGRATION_STAGE: Final = "migration.adoption.stage"  # not_started, low, adopted, replaced
 MIGRATION_STATISTIC: Final = "migration.statistic"  # p50, p95, p99, mean
-MIGRATION_METRIC: Final = "migration.metric"  # latency, error_rate, cost, quality, cpu; request_rate (anomalies)
+MIGRATION_METRIC: Final = "migration.metric"  # latency, error_rate, cost, quality, cpu, request_rate
 
 # Experiments (shadow runs).
 MIGRATION_EXPERIMENT: Final = "migration.experiment.name"
