@@ -160,10 +160,12 @@ def stepped(awaitable: Awaitable[T], usage: CallUsage | None) -> Awaitable[T]:
 def begin_usage(
     telemetry: Telemetry, migration: str, operation: str, version: str, *, call: bool
 ) -> CallUsage | None:
-    """Start measuring a call (``call``) or a phase (not counted in flight); None when nothing is measured."""
+    """Start measuring a versioned call; None for a phase (nothing reads its resources) or when off."""
+    if not call:
+        return None
     settings = telemetry.settings
     metrics = telemetry.find(ResourceMetrics)
-    in_flight = metrics.in_flight if metrics is not None and call else None
+    in_flight = metrics.in_flight if metrics is not None else None
     if not settings.measure_cpu and not settings.measure_memory and in_flight is None:
         return None
     if settings.measure_memory and not tracemalloc.is_tracing():

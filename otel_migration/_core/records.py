@@ -26,7 +26,8 @@ class CallRecord:
     end_time_ns: int
     error_type: str | None = None
     error_category: str | None = None
-    #: CPU seconds the call's own thread spent in it (for a coroutine: in its steps); None: not measured.
+    #: CPU seconds the call's own thread spent in it (a coroutine: in its steps); None: not measured
+    #: (a phase, or measure_cpu off).
     cpu_time_s: float | None = None
     #: Net bytes allocated and still held when the call ended (tracemalloc, opt-in); None: not measured.
     memory_delta_bytes: int | None = None
