@@ -203,6 +203,7 @@ def measure_resources(calls: int) -> dict[str, float]:
     import tracemalloc
 
     from otel_migration._core.inflight import InFlightCounts
+    from otel_migration._core.recorder import CallRecorder
 
     results: dict[str, float] = {}
     results["time.thread_time_ns() alone"] = best_ns_per_call(lambda _: time.thread_time_ns(), calls)
@@ -240,13 +241,22 @@ def measure_resources(calls: int) -> dict[str, float]:
 
         versioned_step = otel_migration.versioned("2.0", operation="step")(step)
         loop = asyncio.new_event_loop()
-        with telemetry.recorder._drain_lock:
-            results[label] = best_ns_per_call(versioned_work, calls)
-            results[f"{label}, coroutine of 2 steps"] = best_ns_per_call(
-                lambda x, loop=loop, fn=versioned_step: loop.run_until_complete(fn(x)), calls // 4
-            )
+        recorder = telemetry.recorder
+
+        def call_path(fn: Callable[[int], object], n: int, recorder: CallRecorder = recorder) -> float:
+            """Best of 5, the aggregator held during each and the queue drained between them."""
+            best = float("inf")
+            for _ in range(5):
+                with recorder._drain_lock:
+                    best = min(best, best_ns_per_call(fn, n, repeats=1))
+                recorder.drain()
+            return best
+
+        results[label] = call_path(versioned_work, calls)
+        results[f"{label}, coroutine of 2 steps"] = call_path(
+            lambda x, loop=loop, fn=versioned_step: loop.run_until_complete(fn(x)), calls // 4
+        )
         loop.close()
-        telemetry.recorder.drain()
         otel_migration.shutdown()
         tracer_provider.shutdown()
         meter_provider.shutdown()
