@@ -14,7 +14,10 @@ Absolute times depend on the machine; the ratios are what to compare:
 Also reported: the background aggregation's cost per call (off the call path, on the worker), and
 what each measurement added by issue 14 costs (``--features``): an ``event()``, a ``tool()`` run,
 an ``agent()`` loop, and the per-LLM-call work of tools and agents (finding the agent loop in the
-context, reading the tool calls of a parsed response).
+context, reading the tool calls of a parsed response). The default run also reports each per-call
+resource measurement (issue 14 items 1 and 2): CPU time (``measure_cpu``, on by
+default), tracemalloc (``measure_memory``, off), the in-flight count against the SDK's
+synchronous UpDownCounter, and per-step CPU of a coroutine.
 
     python benchmarks/call_overhead.py [--calls N]
 """
@@ -194,6 +197,83 @@ def measure_features(calls: int) -> dict[str, float]:
     return results
 
 
+def measure_resources(calls: int) -> dict[str, float]:
+    """Each per-call measurement of _calls/resources.py, switched on alone, call path only."""
+    import asyncio
+    import tracemalloc
+
+    from otel_migration._core.inflight import InFlightCounts
+    from otel_migration._core.recorder import CallRecorder
+
+    results: dict[str, float] = {}
+    results["time.thread_time_ns() alone"] = best_ns_per_call(lambda _: time.thread_time_ns(), calls)
+    counts, key = InFlightCounts(), ("bench", "work", "2.0")
+
+    def in_flight(_: int) -> None:
+        counts.enter(key)
+        counts.exit(key)
+
+    results["in flight: InFlightCounts enter + exit"] = best_ns_per_call(in_flight, calls)
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    up_down = meter.create_up_down_counter("raw.in_flight")
+    attrs = {"migration.name": "bench", "migration.operation": "work", "migration.version": "2.0"}
+
+    def sdk_in_flight(_: int) -> None:
+        up_down.add(1, attrs)
+        up_down.add(-1, attrs)
+
+    results["in flight: SDK UpDownCounter.add(+1) + add(-1)"] = best_ns_per_call(sdk_in_flight, calls)
+
+    for label, settings in (
+        ("versioned, measure_cpu off", {"measure_cpu": False}),
+        ("versioned, measure_cpu on (default)", {}),
+        ("versioned, measure_cpu + measure_memory", {"measure_memory": True}),
+    ):
+        tracer_provider, meter_provider = pipeline(ALWAYS_ON)
+        telemetry = otel_migration.configure(
+            tracer_provider=tracer_provider, meter_provider=meter_provider, migration="bench", **settings
+        )
+        versioned_work = otel_migration.versioned("2.0", operation="work")(work)
+
+        async def step(x: int) -> int:
+            await asyncio.sleep(0)
+            return x
+
+        versioned_step = otel_migration.versioned("2.0", operation="step")(step)
+        loop = asyncio.new_event_loop()
+        recorder = telemetry.recorder
+
+        def call_path(fn: Callable[[int], object], n: int, recorder: CallRecorder = recorder) -> float:
+            """Best of 5, the aggregator held during each and the queue drained between them."""
+            best = float("inf")
+            for _ in range(5):
+                with recorder._drain_lock:
+                    best = min(best, best_ns_per_call(fn, n, repeats=1))
+                recorder.drain()
+            return best
+
+        results[label] = call_path(versioned_work, calls)
+        results[f"{label}, coroutine of 2 steps"] = call_path(
+            lambda x, loop=loop, fn=versioned_step: loop.run_until_complete(fn(x)), calls // 4
+        )
+        loop.close()
+        otel_migration.shutdown()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+    tracing = tracemalloc.is_tracing()
+    tracemalloc.stop()
+
+    def allocate(x: int) -> object:
+        return [str(i) for i in range(50)]
+
+    results["allocating function (50 str), tracemalloc off"] = best_ns_per_call(allocate, calls // 4)
+    tracemalloc.start()
+    results["allocating function (50 str), tracemalloc on"] = best_ns_per_call(allocate, calls // 4)
+    if not tracing:
+        tracemalloc.stop()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
@@ -211,6 +291,7 @@ def main() -> None:
     results = {"bare call": bare}
     results |= measure(ALWAYS_ON, "sampled", args.calls)
     results |= measure(ParentBased(TraceIdRatioBased(0.01)), "1% sampled", args.calls)
+    results |= measure_resources(args.calls)
 
     width = max(map(len, results))
     print(f"{'variant':<{width}}  {'ns/call':>10}  {'x bare':>9}")

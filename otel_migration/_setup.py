@@ -32,7 +32,10 @@ from ._analytics import gauges as analytics_gauges
 from ._analytics.engine import Guard, MigrationAnalytics
 from ._analytics.fleet import FleetState
 from ._analytics.fleet import views as fleet_views
+from ._analytics.health import HealthMonitor, psutil_sampler
+from ._analytics.process import start_process_metrics
 from ._analytics.snapshot import Snapshot, Verdict
+from ._calls.resources import ResourceMetrics
 from ._calls.targets import TargetInstaller, check_targets
 from ._core import runtime
 from ._core import semconv as sc
@@ -47,6 +50,7 @@ from ._llm.agent_metrics import AgentMetrics
 from ._llm.budgets import BudgetEvent, Budgets
 from ._llm.enrich import LLMSpanEnricher
 from ._llm.metrics import LLMMetrics
+from ._llm.operations import LLMOperations
 from ._llm.pricing import PriceTable
 from ._llm.quality import QualityTracker
 from ._llm.runtime import LLMRuntime
@@ -71,9 +75,11 @@ class _Aggregators:
     quality: QualityTracker
     experiments: ExperimentRegistry
     fleet: FleetState
+    #: Resources, LLM operations, health (issue 14): listeners and components of their own.
+    extras: tuple[object, ...] = ()
 
     def components(self) -> tuple[object, ...]:
-        return (self.llm, self.analytics, self.quality, self.experiments, self.fleet)
+        return (self.llm, self.analytics, self.quality, self.experiments, self.fleet, *self.extras)
 
 
 _lock: Final = threading.Lock()
@@ -93,15 +99,27 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
             llm.add_sample_sink(analytics.add_sample)
             quality.add_sample_sink(analytics.add_sample)
             quality.add_sample_sink(fleet.add_sample)
-            recorder = CallRecorder(
-                meter, max_queue_size=settings.max_queue_size, listeners=[analytics, llm, fleet]
+            resources, operations = ResourceMetrics(meter), LLMOperations(meter)
+            health = HealthMonitor(
+                settings.analytics, sampler=psutil_sampler(), memory_limit_bytes=settings.memory_limit_bytes
             )
+            recorder = CallRecorder(
+                meter,
+                max_queue_size=settings.max_queue_size,
+                listeners=[analytics, llm, fleet, resources, operations, health],
+            )
+            health.watch(recorder)
+            health.register(meter)
+            if settings.process_metrics:
+                start_process_metrics(meter_provider)
             experiments = ExperimentRegistry()
             analytics_gauges.register(meter, analytics)
             rollouts.registry.register_metrics(meter)
             experiments.register_metrics(meter)
             BUDGETS.register_metrics(meter)
-            found = _Aggregators(recorder, analytics, llm, quality, experiments, fleet)
+            found = _Aggregators(
+                recorder, analytics, llm, quality, experiments, fleet, (resources, operations, health)
+            )
             _aggregators[meter_provider] = found
     return found
 
@@ -139,6 +157,7 @@ def _commit(telemetry: Telemetry) -> Telemetry | None:
     """Put a built configuration in effect: the telemetry, its analytics thresholds, rollouts, budgets."""
     settings = telemetry.settings
     telemetry.get(MigrationAnalytics).settings = settings.analytics
+    telemetry.get(HealthMonitor).settings = settings.analytics
     _connect_logs(telemetry)
     rollouts.registry.configure(settings.rollouts, flag_file=settings.flag_file)
     BUDGETS.configure(settings.budgets)
@@ -311,8 +330,8 @@ def guard(
     """
     if consecutive < 1:
         raise ValueError(f"guard(): consecutive must be at least 1, got {consecutive!r}")
-    if metric not in ("latency", "error_rate"):
-        raise ValueError(f"guard(): metric must be 'latency' or 'error_rate', got {metric!r}")
+    if metric not in ("latency", "error_rate", "cpu"):
+        raise ValueError(f"guard(): metric must be 'latency', 'error_rate' or 'cpu', got {metric!r}")
     telemetry = runtime.active()
     analytics = telemetry.find(MigrationAnalytics) if telemetry is not None else None
     if analytics is None:

@@ -164,7 +164,13 @@ def assert_ground_truth(report: Report, *, histograms: bool) -> None:
         assert sum(n for (v, le), n in buckets.items() if v == "1.0" and float(le) <= 0.0025) == 0
 
     verdicts = report.values("verdicts", "verdict", ("operation", "label"))
-    assert set(verdicts) == {("charge", "latency"), ("charge", "error_rate"), ("*", "cost"), ("*", "quality")}
+    assert set(verdicts) == {
+        ("charge", "latency"),
+        ("charge", "error_rate"),
+        ("charge", "cpu"),  # measure_cpu is on by default (issue 14)
+        ("*", "cost"),
+        ("*", "quality"),
+    }
     assert verdicts[("charge", "latency")] == 1.0  # 2.0 is 4x faster over 51 vs 81 calls
     assert verdicts[("*", "quality")] == 0.0  # 85 against 70 points, but 2.0 has 20 scores of the 30 needed
     texts = {r["text"] for r in report.rows if r["metric"] == "verdict"}
@@ -369,7 +375,7 @@ def check_report_page(url: str, screenshot: str) -> list[dict[str, Any]]:
             assert chart["values"] >= 1 and chart["drawn"] >= 1, (section["section"], chart)
             assert chart["overflow"] <= 1, f"a chart of {section['section']} is wider than its cell: {chart}"
     verdicts = next(s for s in sections if s["section"] == "verdicts")
-    assert verdicts["verdicts"] == 4
+    assert verdicts["verdicts"] == 5  # latency, error_rate, cpu, cost, quality
     return sections
 
 

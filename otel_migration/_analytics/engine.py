@@ -162,6 +162,10 @@ class MigrationAnalytics:
             op.window.add(t, None, category)
             if record.outcome == sc.OUTCOME_OK:  # failures end early: they would flatter latency
                 op.latency.add(record.duration_s)
+                if record.cpu_time_s is not None:
+                    if op.cpu is None:
+                        op.cpu = Ring(self.settings.latency_samples)
+                    op.cpu.add(record.cpu_time_s)
 
     def add_sample(self, metric: str, migration: str, version: str, value: float) -> None:
         """A per-call value of ``metric`` ("cost", "quality") for the verdict of that metric."""
@@ -197,6 +201,8 @@ class MigrationAnalytics:
                     medians[(migration, operation, "latency", version)] = float(
                         np.median(op.latency.samples())
                     )
+                if op.cpu is not None and op.cpu.size:
+                    medians[(migration, operation, "cpu", version)] = float(np.median(op.cpu.samples()))
             for (metric, sample_migration, version), ring in self._samples.items():
                 if ring.size:
                     medians[(sample_migration, ALL_OPERATIONS, metric, version)] = float(
@@ -287,6 +293,20 @@ class MigrationAnalytics:
                         self.settings,
                     )
                 )
+                cpu_c = op_c.cpu if op_c else None
+                cpu_t = op_t.cpu if op_t else None
+                if cpu_c is not None or cpu_t is not None:  # measured (measure_cpu, the default)
+                    verdicts.append(
+                        shift_verdict(
+                            "cpu",
+                            migration,
+                            operation,
+                            control,
+                            candidate,
+                            cpu_c.samples() if cpu_c else empty,
+                            cpu_t.samples() if cpu_t else empty,
+                        )
+                    )
         verdicts.extend(self._sample_verdicts(migration, control, candidates))
         return MigrationSnapshot(
             name=migration,

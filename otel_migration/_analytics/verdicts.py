@@ -113,17 +113,25 @@ def _judge(
     p = f"p={verdict.p_value:.2g} (Holm-adjusted {adjusted:.2g})"
     low, high = verdict.low, verdict.high
     higher_is_better = verdict.metric == "quality"
-    if verdict.metric in ("latency", "cost"):
+    if verdict.metric in ("latency", "cost", "cpu"):
         median = control_median or 0.0
         relative = verdict.estimate / median if median > 0 else 0.0
-        unit = _ms if verdict.metric == "latency" else _usd
-        words = ("slower", "faster") if verdict.metric == "latency" else ("costlier", "cheaper")
+        unit = _usd if verdict.metric == "cost" else _ms
+        words = {
+            "latency": ("slower", "faster"),
+            "cost": ("costlier", "cheaper"),
+            "cpu": ("hungrier for CPU", "leaner on CPU"),
+        }[verdict.metric]
         effect = (
             f"{verdict.candidate} is {words[0] if verdict.estimate > 0 else words[1]}: shift "
             f"{unit(verdict.estimate)} (95% CI {unit(low or 0)} to {unit(high or 0)}), "
             f"{relative:+.1%} of {verdict.control}'s median"
         )
-        minimum = settings.latency_min_effect if verdict.metric == "latency" else settings.cost_min_effect
+        minimum = {
+            "latency": settings.latency_min_effect,
+            "cost": settings.cost_min_effect,
+            "cpu": settings.cpu_min_effect,
+        }[verdict.metric]
         big_enough = abs(relative) >= minimum
         threshold = f"{minimum:.0%} of the median"
     elif verdict.metric == "quality":

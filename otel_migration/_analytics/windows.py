@@ -119,3 +119,5 @@ class VersionState:
 class OperationState:
     window: Window
     latency: Ring
+    #: Thread CPU seconds of recent successful calls, when measured (the ``cpu`` verdict).
+    cpu: Ring | None = None

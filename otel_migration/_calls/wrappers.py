@@ -32,6 +32,7 @@ from .._core.context import Scope, Subject, current_scope, current_subject, scop
 from .._core.lifecycle import InFlight, log_once, reentry
 from .._core.records import CallRecord
 from .._core.runtime import Telemetry
+from .resources import CallUsage, begin_usage, stepped
 
 __all__ = ["ActiveCall", "CallSpec", "make_wrapper", "start_call"]
 
@@ -84,7 +85,7 @@ class CallSpec:
 class ActiveCall(InFlight):
     """A versioned call or phase in flight (see :class:`InFlight` for the lifecycle)."""
 
-    __slots__ = ("kind", "scope")
+    __slots__ = ("kind", "scope", "usage")
 
     def __init__(
         self,
@@ -97,6 +98,29 @@ class ActiveCall(InFlight):
         super().__init__(telemetry, span, context)
         self.scope = scope
         self.kind = kind
+        self.usage: CallUsage | None = None
+        if kind != KIND_UNVERSIONED_PHASE:  # resources: CPU, memory, in flight (_calls/resources.py)
+            self.usage = begin_usage(
+                telemetry, scope.migration, scope.operation, scope.version, call=kind == KIND_CALL
+            )
+
+    def activate(self) -> None:
+        super().activate()
+        if self.usage is not None:
+            self.usage.resume()
+
+    def deactivate(self) -> None:
+        if self.usage is not None:
+            self.usage.pause()
+        super().deactivate()
+
+    def stepped(self, awaitable: Any) -> Any:
+        """``awaitable`` with its CPU measured per step (a coroutine's or async generator's work)."""
+        return stepped(awaitable, self.usage)
+
+    def first_item(self) -> None:
+        if self.usage is not None:
+            self.usage.first_item(self.start_ns)
 
     def close(self, exc: BaseException | None) -> None:
         """Leave the call's context, then finish it."""
@@ -107,6 +131,8 @@ class ActiveCall(InFlight):
         """End the span and queue the record; never raises. A broken span still leaves the call counted."""
         if not self.claim_finish():
             return
+        if self.usage is not None:
+            self.usage.end()
         entered = reentry.enter()
         try:
             self._finish(exc)
@@ -134,6 +160,8 @@ class ActiveCall(InFlight):
             return
         try:
             record = CallRecord(self.scope, outcome, duration_s, time.time_ns(), err_type, category)
+            if self.usage is not None:
+                self.usage.fill(record)
             self.telemetry.recorder.submit(record)
         except Exception:
             log_once("submit", "otel-migration: failed to record a call")
@@ -259,7 +287,7 @@ def _coroutine_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
             return await wrapped(*args, **kwargs)
         call.activate()
         try:
-            result = await wrapped(*args, **kwargs)
+            result = await call.stepped(wrapped(*args, **kwargs))
         except BaseException as exc:
             call.close(exc)
             raise
@@ -279,6 +307,12 @@ class _Untraced:
         pass
 
     def close(self, exc: BaseException | None) -> None:
+        pass
+
+    def stepped(self, awaitable: Any) -> Any:
+        return awaitable
+
+    def first_item(self) -> None:
         pass
 
 
@@ -305,6 +339,7 @@ def _traced_generator(
             call.close(exc)
             raise
         call.deactivate()
+        call.first_item()
         to_send, to_throw = None, None
         try:
             to_send = yield item
@@ -331,7 +366,9 @@ async def _traced_async_generator(
             call = start_call(spec, phase) or _UNTRACED
         call.activate()
         try:
-            item = await (generator.asend(to_send) if to_throw is None else generator.athrow(to_throw))
+            item = await call.stepped(
+                generator.asend(to_send) if to_throw is None else generator.athrow(to_throw)
+            )
         except StopAsyncIteration:
             call.close(None)
             return
@@ -339,6 +376,7 @@ async def _traced_async_generator(
             call.close(exc)
             raise
         call.deactivate()
+        call.first_item()
         to_send, to_throw = None, None
         try:
             to_send = yield item

@@ -128,6 +128,14 @@ class AnalyticsSettings:
     spike_min_errors: int = 10
     #: How often (seconds) verdicts, adoption and spikes are re-evaluated in the background.
     evaluate_every_s: float = 10.0
+    #: Smallest CPU-per-call shift worth a verdict, relative to the control's median (0.05 = 5 %).
+    cpu_min_effect: float = 0.05
+    #: Health score (docs/health.md): a call slower than this (seconds) is a slow call; the latency
+    #: input is the share of slow calls against latency_budget; the error input the error rate
+    #: against error_budget (both over the last 5 minutes).
+    latency_slo_s: float = 0.5
+    latency_budget: float = 0.05
+    error_budget: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +178,14 @@ class Settings:
     service_name: str | None = None
     service_version: str | None = None
     deployment_environment: str | None = None
+    #: Thread CPU time of every versioned call (``migration.cpu_time``, the ``cpu`` verdict).
+    measure_cpu: bool = True
+    #: Net memory per call with tracemalloc: slows every allocation of the process, so opt-in.
+    measure_memory: bool = False
+    #: Process CPU and memory (``process.*``) through opentelemetry-instrumentation-system-metrics.
+    process_metrics: bool = True
+    #: Memory limit for the time-to-limit prediction; unset: the cgroup limit, else physical memory.
+    memory_limit_bytes: int | None = None
     #: Where the configuration file was found, if any (for messages, not a setting).
     config_file: str | None = None
 
@@ -377,6 +393,10 @@ _SIMPLE_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "service_name": _parse_name,
     "service_version": _parse_name,
     "deployment_environment": _parse_name,
+    "measure_cpu": _parse_bool,
+    "measure_memory": _parse_bool,
+    "process_metrics": _parse_bool,
+    "memory_limit_bytes": _parse_positive_int,
 }
 _ENV_NAMES: Final = {
     "enabled": "OTEL_MIGRATION_ENABLED",
@@ -389,6 +409,10 @@ _ENV_NAMES: Final = {
     "capture_content": "OTEL_MIGRATION_CAPTURE_CONTENT",
     "pricing_file": "OTEL_MIGRATION_PRICING_FILE",
     "flag_file": "OTEL_MIGRATION_FLAG_FILE",
+    "measure_cpu": "OTEL_MIGRATION_MEASURE_CPU",
+    "measure_memory": "OTEL_MIGRATION_MEASURE_MEMORY",
+    "process_metrics": "OTEL_MIGRATION_PROCESS_METRICS",
+    "memory_limit_bytes": "OTEL_MIGRATION_MEMORY_LIMIT_BYTES",
 }
 KNOWN_FIELDS: Final = frozenset(f.name for f in fields(Settings)) - {"config_file"}
 

@@ -209,6 +209,15 @@ class CallRecorder:
     def dropped(self) -> int:
         return self._dropped
 
+    @property
+    def queue_depth(self) -> int:
+        """Finished calls waiting for aggregation now (``migration.telemetry.queue.depth``)."""
+        return len(self._queue)
+
+    @property
+    def max_queue_size(self) -> int:
+        return self._max_queue_size
+
     def request_counts(self) -> dict[_RequestKey, int]:
         """Cumulative requests by (migration, operation, version, outcome), after a drain."""
         self.drain()

@@ -26,6 +26,14 @@ class CallRecord:
     end_time_ns: int
     error_type: str | None = None
     error_category: str | None = None
+    #: CPU seconds the call's own thread spent in it (a coroutine: in its steps); None: not measured
+    #: (a phase, or measure_cpu off).
+    cpu_time_s: float | None = None
+    #: Net bytes allocated and still held when the call ended (tracemalloc, opt-in); None: not measured.
+    memory_delta_bytes: int | None = None
+    #: Generators only: seconds to the first item (their ``duration_s`` is the time to exhaustion).
+    time_to_first_item_s: float | None = None
+    streamed: bool = False
 
     @property
     def kind(self) -> str:

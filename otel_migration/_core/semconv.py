@@ -127,7 +127,7 @@ FEATURE_FLAG_EVALUATION_EVENT: Final = "feature_flag.evaluation"
 MIGRATION_WINDOW: Final = "migration.window"  # "1h", "24h"
 MIGRATION_STAGE: Final = "migration.adoption.stage"  # not_started, low, adopted, replaced
 MIGRATION_STATISTIC: Final = "migration.statistic"  # p50, p95, p99, mean
-MIGRATION_METRIC: Final = "migration.metric"  # latency, error_rate, cost, quality
+MIGRATION_METRIC: Final = "migration.metric"  # latency, error_rate, cost, quality, cpu, request_rate
 
 # Experiments (shadow runs).
 MIGRATION_EXPERIMENT: Final = "migration.experiment.name"
@@ -189,6 +189,39 @@ EVENT_GENERATION_COMPLETED: Final = "migration.generation.completed"
 EVENT_GENERATION_FAILED: Final = "migration.generation.failed"
 EVENT_GENERATION_CANCELLED: Final = "migration.generation.cancelled"
 EVENT_USER_ACTION: Final = "migration.user.action"
+
+# Resources of versioned calls (_calls/resources.py); process.* comes from the system-metrics
+# instrumentation with the official names.
+METRIC_CPU_TIME: Final = "migration.cpu_time"
+METRIC_MEMORY_RETAINED: Final = "migration.memory.retained"
+METRIC_CALLS_IN_FLIGHT: Final = "migration.calls.in_flight"
+METRIC_STREAM_TIME_TO_FIRST_ITEM: Final = "migration.stream.time_to_first_item"
+METRIC_STREAM_DURATION: Final = "migration.stream.duration"
+METRIC_TELEMETRY_QUEUE_DEPTH: Final = "migration.telemetry.queue.depth"
+
+# LLM operations (_llm/operations.py).
+METRIC_LLM_TOKENS: Final = "migration.llm.tokens"
+METRIC_LLM_IN_FLIGHT: Final = "migration.llm.in_flight"
+METRIC_LLM_PROMPT_CACHE_HIT_RATIO: Final = "migration.llm.prompt_cache.hit_ratio"
+METRIC_LLM_PROMPT_CACHE_CALLS: Final = "migration.llm.prompt_cache.calls"
+MIGRATION_PROMPT_CACHE: Final = "migration.llm.prompt_cache"  # hit (read some cached tokens) / miss
+
+# Health and prediction (_analytics/health.py, anomaly.py, trend.py, leak.py; docs/health.md).
+METRIC_HEALTH_SCORE: Final = "migration.health.score"
+METRIC_HEALTH_FACTOR: Final = "migration.health.factor"
+MIGRATION_HEALTH_INPUT: Final = "migration.health.input"  # errors, latency, saturation, telemetry_loss
+METRIC_ANOMALY: Final = "migration.anomaly"
+METRIC_ANOMALY_SCORE: Final = "migration.anomaly.score"
+METRIC_ERROR_TREND: Final = "migration.error.trend"
+METRIC_MEMORY_LEAK: Final = "migration.memory.leak"
+METRIC_MEMORY_GROWTH: Final = "migration.memory.growth"
+METRIC_MEMORY_TIME_TO_LIMIT: Final = "migration.memory.time_to_limit"
+
+# Bucket advice for CPU seconds per call: CPU is at most the duration, and often far below it.
+CPU_BUCKETS: Final = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
 
 # Bucket advice for durations in seconds: from sub-millisecond code paths up to minute-long LLM
 # pipelines, the range a migrated operation realistically spans.

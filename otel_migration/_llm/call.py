@@ -33,6 +33,7 @@ from .._core.lifecycle import InFlight, rate_limited
 from .._core.records import LLMRecord
 from .._core.runtime import Telemetry, active
 from .agents import current_loop
+from .operations import LLMOperations
 from .runtime import LLMRuntime
 
 __all__ = ["LLMCall", "record_llm_call"]
@@ -55,6 +56,7 @@ class LLMCall(InFlight):
 
     __slots__ = (
         "_first_chunk",
+        "_in_flight",
         "agent",
         "llm",
         "model_label",
@@ -89,6 +91,13 @@ class LLMCall(InFlight):
         self.scope, self.subject = scope, subject
         self._first_chunk: int | None = None
         self.agent = current_loop()  # the agent loop this call is a turn of, if any
+        # In flight until finished (migration.llm.in_flight, _llm/operations.py).
+        ops = telemetry.find(LLMOperations)
+        self._in_flight = (
+            (ops.in_flight, (scope.migration, scope.version, provider, request_model)) if ops else None
+        )
+        if self._in_flight is not None:
+            self._in_flight[0].enter(self._in_flight[1])
 
     @classmethod
     def start(
@@ -178,6 +187,8 @@ class LLMCall(InFlight):
         self.deactivate()
         if not self.claim_finish():
             return None
+        if self._in_flight is not None:
+            self._in_flight[0].exit(self._in_flight[1])
         try:
             usage = _Usage(
                 self._in_range("input", input_tokens),

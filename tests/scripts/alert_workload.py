@@ -6,8 +6,8 @@ Run by ``tests/e2e/test_alert_names.py`` against the real collector (``OTEL_*`` 
 versions of a rolled-out migration for 200 users, each call inside ``subject()`` (2.0 twice as slow,
 with a burst of timeouts, and one cancelled call), quality scores and NPS answers, LLM calls through
 the real ``anthropic`` SDK to the loopback server of ``tests/llm_server.py`` (priced, one of them
-streamed, against a daily budget), then the kill switch, lifted again. The analytics are evaluated
-before exit so that their gauges are exported.
+streamed, against a daily budget), then the kill switch, lifted again, and a planted memory leak. The
+analytics are evaluated before exit so that their gauges are exported.
 
 The same calls reach the collector's migration_analytics component as mergeable state (docs/fleet.md),
 so the fleet's figures the rules read exist too: distinct users per version from the sketches (the
@@ -24,8 +24,10 @@ import time
 from unittest import mock
 
 import anthropic
+import psutil  # type: ignore[import-untyped]
 
 import otel_migration
+from otel_migration._analytics.health import HealthMonitor
 from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
 
 USERS = 200
@@ -34,7 +36,7 @@ MESSAGES = [{"role": "user", "content": "Summarise the ticket in one line."}]
 
 def main() -> None:
     migration, base_url = sys.argv[1], sys.argv[2]
-    otel_migration.configure(
+    telemetry = otel_migration.configure(
         migration=migration,
         budgets={f"{migration}-budget": {"daily_usd": 0.05}},
         # Small enough for the users to reach every in-process verdict and the spike check.
@@ -80,6 +82,12 @@ def main() -> None:
     # The kill switch and back: the rollback stays counted, the sample-ratio check resumes.
     otel_migration.kill_rollout(migration, "alert names test")
     otel_migration.restore_rollout(migration)
+    # A planted memory leak (1 MB every 10 s over the last 10 minutes, up to the real RSS now) so that
+    # the leak flag and the time to its limit are exported: the monitor is the one configure() built.
+    monitor = telemetry.get(HealthMonitor)
+    rss = float(psutil.Process().memory_info().rss)
+    for i in range(60):
+        monitor.sample(rss=rss - 1e6 * (60 - i), at=now - 600 + 10 * i)
     time.sleep(1.5)  # one more background evaluation sees the rollback and every call
     otel_migration.snapshot()
     otel_migration.shutdown()

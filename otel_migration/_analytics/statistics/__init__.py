@@ -14,6 +14,9 @@ Each method is chosen for the data a migration produces and for a verdict teams 
   for the rates of 0 and 1 where the Wald interval collapses.
 - :func:`sample_ratio_mismatch`: a traffic split that is not the configured one invalidates every
   other comparison (GrowthBook's check): Pearson's chi-square goodness-of-fit test.
+- :func:`mann_kendall`: trends over time (error rates per minute, process memory): Kendall's rank
+  test for a monotonic trend and the Theil-Sen slope with Sen's interval, robust to outliers and
+  to the skew of counts and memory samples.
 - :func:`normal_ppf`, :func:`normal_sf` and the chi-square survival function are implemented here
   so that scipy is not a runtime dependency.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 from ._distributions import normal_ppf, normal_sf
 from ._hodges_lehmann import ShiftEstimate, hodges_lehmann
 from ._holm import holm
+from ._mann_kendall import TrendResult, mann_kendall
 from ._mannwhitneyu import MannWhitneyResult, mann_whitney_u
 from ._proportions import ProportionResult, two_proportion_test
 from ._srm import SrmResult, sample_ratio_mismatch
@@ -41,6 +45,9 @@ __all__ = [
     "sample_ratio_mismatch",
     # many comparisons at once
     "holm",
+    # trends over time (error trends, memory growth)
+    "TrendResult",
+    "mann_kendall",
     # the standard normal distribution
     "normal_ppf",
     "normal_sf",
