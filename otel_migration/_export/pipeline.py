@@ -41,7 +41,7 @@ from .._core.providers import Providers, global_logger_provider, global_meter_pr
 from .._core.resource import resource_attributes
 from .._core.semconv import SERVICE_INSTANCE_ID
 from .file import JsonLinesMetricExporter, JsonLinesSpanExporter
-from .health import CountingSpanExporter
+from .health import CountingMetricExporter, CountingSpanExporter
 from .logs import build_logger_provider
 
 __all__ = ["build_providers", "exporter_choice"]
@@ -156,8 +156,11 @@ def build_providers(
     owned_tp = owned_mp = counted = owned_lp = None
     if meter_provider is None:
         metric_exporter = _metric_exporter(choice, settings, env)
-        readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter is not None else []
+        counted_metrics = CountingMetricExporter(metric_exporter) if metric_exporter is not None else None
+        readers = [PeriodicExportingMetricReader(counted_metrics)] if counted_metrics is not None else []
         owned_mp = SdkMeterProvider(resource=resource, metric_readers=readers, views=list(views))
+        if counted_metrics is not None:
+            counted_metrics.register(owned_mp)
         meter_provider = owned_mp
     if tracer_provider is None:
         if env is os.environ:
