@@ -41,7 +41,6 @@ from grafana_foundation_sdk.builders import (
     prometheus,
     stat,
     table,
-    text,
     timeseries,
 )
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -49,7 +48,6 @@ from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import piechart as piechart_models
 from grafana_foundation_sdk.models import prometheus as prom_models
-from grafana_foundation_sdk.models import text as text_models
 
 HERE = Path(__file__).resolve().parent
 
@@ -81,6 +79,7 @@ METRICS: dict[str, str] = {
     "llm_calls": "migration_llm_calls_total",
     "budget_utilization": "migration_llm_budget_utilization_ratio",
     "tokens_sum": "gen_ai_client_token_usage_sum",
+    "llm_tokens": "migration_llm_tokens_total",
     "first_chunk_bucket": "gen_ai_client_operation_time_to_first_chunk_seconds_bucket",
     "quality_bucket": "migration_quality_score_bucket",
     "quality_count": "migration_quality_score_count",
@@ -513,6 +512,10 @@ def llm_dashboard() -> Any:
     version = "migration_version"
     by_model = "job, gen_ai_request_model"
 
+    def cache_tokens(kind: str) -> str:
+        # migration.llm.tokens: counters per process, so the ratio of their sums holds for the fleet.
+        return increase("llm_tokens", f'gen_ai_token_type="{kind}"', by=f"gen_ai_request_model, {version}")
+
     def nps_class(name: str) -> str:
         # `or 0 * all` stands for a class with no answers yet, so NPS is defined from the first answer.
         every = increase("feedback", by=version)
@@ -613,18 +616,20 @@ def llm_dashboard() -> Any:
             ],
         ),
         place(
-            text.Panel()
-            .mode(text_models.TextMode.MARKDOWN)
-            .content(
-                "**Cache hit rate: no metric yet.** The SDK puts cache-read tokens on LLM spans "
-                "(`gen_ai.usage.cache_read.input_tokens`) but `gen_ai.client.token.usage` has only the "
-                "`input` and `output` token types, so Prometheus has no series to divide."
-            ),
-            "Cache hit rate",
-            "Cache-read input tokens / input tokens: not exported as a metric yet.",
+            bargauge.Panel().reduce_options(last()).unit("percentunit").min(0).max(1),
+            "Prompt-cache hit rate",
+            "Cache-read input tokens / input tokens (cached ones included) over the time range, per "
+            "requested model and version, from migration.llm.tokens: counters, so the ratio holds "
+            "across processes, unlike the per-process gauge migration.llm.prompt_cache.hit_ratio.",
             6,
             8,
-            [],
+            [
+                q(
+                    f"{cache_tokens('cache_read')} / {cache_tokens('input')}",
+                    f"{{{{gen_ai_request_model}}}} {{{{{version}}}}}",
+                    instant=True,
+                )
+            ],
         ),
         place(
             timeseries.Panel().unit("s"),

@@ -59,7 +59,11 @@ CHARGE_SLEEP = {"1.0": 0.11, "2.0": 0.26}
 SUMMARIZE_SLEEP = {"1.0": 0.76, "2.0": 1.01}
 FIRST_TOKEN_DELAY = 0.33  # time to first token in the (0.32, 0.64] bucket of the GenAI histogram
 SONNET, HAIKU, STREAMED = "claude-3-5-sonnet-20241022", "claude-3-5-haiku-20241022", "claude-haiku-4-5"
-STREAM_TOKENS = (12, 7)  # the loopback LLM server's default usage
+# The stream's usage as the loopback server reports it in Anthropic's meaning (input without the
+# cache): 12 uncached and 36 cache-read input tokens, 7 output. The instrumentation counts
+# 12 + 36 = 48 input tokens, of which 36 read from the prompt cache.
+STREAM_UNCACHED, STREAM_CACHE_READ, STREAM_OUTPUT = 12, 36, 7
+STREAM_TOKENS = (STREAM_UNCACHED + STREAM_CACHE_READ, STREAM_OUTPUT, STREAM_CACHE_READ)
 BUDGET_USD = 0.05
 EDGE_CALLS = 200
 MIN_SAMPLES = 5  # the process's and the fleet's: enough for 2.0's 6 successful charges to be judged
@@ -198,11 +202,14 @@ def simulate_main() -> None:
 
     import otel_migration
     from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
-    from tests.llm_server import LLMServer
+    from tests.llm_server import LLMServer, Usage
 
     telemetry = otel_migration.configure()
     AnthropicInstrumentor().instrument()
-    with LLMServer(first_token_delay=FIRST_TOKEN_DELAY) as server:
+    usage = Usage(
+        input_tokens=STREAM_UNCACHED, output_tokens=STREAM_OUTPUT, cache_read_tokens=STREAM_CACHE_READ
+    )
+    with LLMServer(first_token_delay=FIRST_TOKEN_DELAY, usage=usage) as server:
         client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
         for number, phase in enumerate(PHASES, start=1):
             _run_phase(phase, client)
@@ -620,17 +627,21 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
             durations.setdefault(("summarize", version), []).append(1.0 if version == "1.0" else 2.5)
     cost: dict[tuple[str, str, str], float] = {}  # (model, version, tier)
     tokens = {"input": 0, "output": 0}
+    cached: dict[tuple[str, str], list[int]] = {}  # (model, version) -> [cache-read, input] tokens
     calls = [(v, m, i, o, c) for p in PHASES for v, m, i, o, c in p.llm]
-    calls += [("2.0", STREAMED, *STREAM_TOKENS, 0) for p in PHASES if p.stream]
-    for version, model, tokens_in, tokens_out, cached in calls:
+    calls += [("2.0", STREAMED, *STREAM_TOKENS) for p in PHASES if p.stream]
+    for version, model, tokens_in, tokens_out, cached_in in calls:
         price = prices.lookup(model)
         assert price is not None, model
         key = (model, version, TIERS[model])
         cost[key] = cost.get(key, 0.0) + price.cost(
-            input_tokens=tokens_in, output_tokens=tokens_out, cache_read_tokens=cached
+            input_tokens=tokens_in, output_tokens=tokens_out, cache_read_tokens=cached_in
         )
         tokens["input"] += tokens_in
         tokens["output"] += tokens_out
+        read_and_input = cached.setdefault((model, version), [0, 0])
+        read_and_input[0] += cached_in
+        read_and_input[1] += tokens_in
 
     def per(pairs: Iterable[tuple[tuple[str, ...], float]], *names: str, scale: float = 1.0) -> Expected:
         """Values summed per label set (several keys can share one)."""
@@ -771,6 +782,12 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
         ),
         (llm, "Tokens per second", "A"): {
             labels(gen_ai_token_type=t): n / WINDOW_S for t, n in tokens.items()
+        },
+        # Sonnet 1.0: 0 of 2000; Haiku 2.0: 200 of 1200; the stream (Anthropic's usage, normalised by
+        # the instrumentation): 36 of 12 + 36.
+        (llm, "Prompt-cache hit rate", "A"): {
+            labels(gen_ai_request_model=model, migration_version=v): read / total
+            for (model, v), (read, total) in cached.items()
         },
         (llm, "Time to first token", "A"): {labels(gen_ai_request_model=STREAMED): 0.32 + 0.32 * 0.5},
         (llm, "Time to first token", "B"): {labels(gen_ai_request_model=STREAMED): 0.32 + 0.32 * 0.95},
