@@ -321,6 +321,9 @@ def run_simulation(workdir: Path) -> Simulation:
             base |= {
                 "OTEL_METRIC_EXPORT_INTERVAL": "600000",
                 "OTEL_MIGRATION_SUBJECT_KEY": "dashboards-simulation",
+                # The rollout state (and its rollback count) is the run's own, not the checkout's
+                # default otel-migration-flags.json left by the previous run.
+                "OTEL_MIGRATION_FLAG_FILE": str(workdir / "flags.json"),
             }
 
             edge_env = base | {
