@@ -764,11 +764,14 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
         # Not tested yet: the fleet tests the users' split once one percent has held for an hour.
         (m, "Rollbacks", "C"): {},
         # The fleet judges what the process judges; only 2.0's charge latency is decided (worse).
+        # Except cpu: the process judges it since CPU is measured by default, but the collector's
+        # migration_analytics component has no cpu verdict yet (a known gap of the component).
         (m, "Verdicts", "A"): {
             labels(
                 migration_name=MIGRATION, migration_operation=op, migration_version=v, migration_metric=metric
             ): -1 if (op, metric) == ("charge", "latency") else 0
             for op, metric, v, _ in last["verdicts"]
+            if metric != "cpu"
         },
         (m, "Error categories", "A"): per(errors.items(), "migration_version", "migration_error_category"),
         (llm, "Cost by tier", "A"): per((((t,), c) for (_, _, t), c in cost.items()), "migration_llm_tier"),
