@@ -195,7 +195,7 @@ def two_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTier]:
             where = routed(aggregators, candidates)
             print("routing of the candidate services:", where)
             services = [next(s for s in candidates if where[s] == i) for i in (0, 1)]
-            rules, _ = rules_copy(work)
+            rules = rules_copy(work)
             targets = [a.prometheus_target for a in aggregators]
             with Prometheus(work, targets, rules) as prometheus:
                 replicas: list[Gunicorn] = []
