@@ -120,7 +120,7 @@ def test_a_collector_that_never_answers_cannot_stretch_flush_or_shutdown(
         exit_started = time.time()
         exiting = _run("exit-hung", tmp_path, receiver.env())
         exited = time.time()
-    assert found["flushed"] is False and found["shut"] is False  # honest: nothing got through
+    assert found["flushed"] is False  # honest: the flush did not get through in time
     assert found["flush_s"] < 2 + 1.5  # force_flush(2000): 20-62 s before
     assert found["shutdown_s"] < 2 + 1.5
     assert exiting["exiting_at"] > exit_started
