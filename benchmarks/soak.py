@@ -40,6 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHUTDOWN_MILLIS = 10_000
 OPERATIONS = [f"soak-{i}" for i in range(12)]
+BAD_SHARE = 1 / 200  # of calls that are a random bad input (--bad-share)
 
 
 # -- the workload (a subprocess) -------------------------------------------------------------------
@@ -83,7 +84,7 @@ def _bad_inputs(om: Any) -> list[tuple[str, Callable[[], None]]]:
 
 
 def _one_call(om: Any, made: Made, rng: random.Random, bad: list[tuple[str, Callable[[], None]]]) -> None:
-    if rng.random() < 1 / 200:
+    if rng.random() < BAD_SHARE:
         kind, run = rng.choice(bad)
         try:
             run()
@@ -228,6 +229,7 @@ def drive(args: argparse.Namespace) -> int:
         command = [sys.executable, __file__, "--worker", "--out", out]
         command += ["--seconds", str(args.seconds), "--threads", str(args.threads)]
         command += ["--tasks", str(args.tasks), "--fork-every", str(args.fork_every)]
+        command += ["--bad-share", str(args.bad_share)]
         log = Path(out) / "workload.log"  # a file, not a pipe: a full pipe would block the workload
         with log.open("w") as stderr_file:
             proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr_file, text=True)
@@ -286,6 +288,11 @@ def drive(args: argparse.Namespace) -> int:
     return 0 if exact and in_time and flat else 1
 
 
+def _set_bad_share(share: float) -> None:
+    global BAD_SHARE
+    BAD_SHARE = share
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -295,11 +302,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--fork-every", type=float, default=30.0)
     parser.add_argument("--rss-slack-mb", type=float, default=30.0)
+    parser.add_argument("--bad-share", type=float, default=BAD_SHARE, help="share of bad inputs (0: none)")
     parser.add_argument("--log", type=Path, help="keep the workload's stderr in this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        _set_bad_share(args.bad_share)
         workload(args.seconds, args.threads, args.tasks, args.fork_every, args.out)
         return
     sys.exit(drive(args))
