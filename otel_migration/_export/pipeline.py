@@ -28,8 +28,9 @@ import logging
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
@@ -85,11 +86,38 @@ def _protocol(env: Mapping[str, str], signal: str) -> str:
     ).strip()
 
 
+#: The gRPC exporters of the pipelines we built: a forked child gets new channels for them.
+_grpc_exporters: weakref.WeakSet[Any] = weakref.WeakSet()
+_E = TypeVar("_E")
+
+
+def _renewed_after_fork(exporter: _E) -> _E:
+    _grpc_exporters.add(exporter)
+    return exporter
+
+
+def _renew_grpc_channels() -> None:
+    """In a forked child: a fresh channel for each gRPC exporter we built.
+
+    A gRPC channel is not fork-safe: when a parent thread was exporting at the fork, the child
+    inherits the channel's locks held and its first export waits for them forever (the soak
+    lost a whole child's metrics this way). The exporter's own reconnection method builds a new one.
+    """
+    for exporter in list(_grpc_exporters):
+        try:
+            exporter._initialize_channel_and_stub()
+        except Exception:
+            _logger.warning("otel-migration: could not renew a gRPC channel after fork", exc_info=True)
+
+
+os.register_at_fork(after_in_child=_renew_grpc_channels)
+
+
 def _otlp_span_exporter(env: Mapping[str, str], meter_provider: MeterProvider) -> SpanExporter:
     if _protocol(env, "TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-        return GrpcSpanExporter(meter_provider=meter_provider)
+        return _renewed_after_fork(GrpcSpanExporter(meter_provider=meter_provider))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
     return HttpSpanExporter(meter_provider=meter_provider)
@@ -101,7 +129,7 @@ def _otlp_metric_exporter(env: Mapping[str, str]) -> MetricExporter:
             OTLPMetricExporter as GrpcMetricExporter,
         )
 
-        return GrpcMetricExporter()
+        return _renewed_after_fork(GrpcMetricExporter())
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpMetricExporter,
     )
