@@ -2,9 +2,10 @@
 
     python benchmarks/soak.py [--seconds 600] [--threads 16] [--tasks 200] [--fork-every 30]
 
-A driver starts a real OTLP receiver (gRPC, loopback) and runs the workload in a subprocess
-exporting to it every 5 s: ``--threads`` threads and ``--tasks`` asyncio tasks make versioned
-calls (some failing, some with LLM calls inside), one call in 200 is a random bad input
+A driver starts a real OTLP receiver (``--protocol``, gRPC by default, loopback) and runs the
+workload in a subprocess exporting to it every 5 s: ``--threads`` threads and ``--tasks``
+asyncio tasks make versioned calls (some failing, some with LLM calls inside), one call in 200
+is a random bad input
 (wrong types, NaN, a lone surrogate, a 100 kB operation, ...) whatever the validation does with
 it, and every ``--fork-every`` seconds the workload forks a child that makes calls of its own and
 exits. At the end it shuts down with a deadline. The driver checks:
@@ -216,7 +217,7 @@ def drive(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.otlp_receiver import OTLPReceiver
 
-    with OTLPReceiver("grpc") as receiver, tempfile.TemporaryDirectory() as out:
+    with OTLPReceiver(args.protocol) as receiver, tempfile.TemporaryDirectory() as out:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env = {
             **clean,
@@ -302,6 +303,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--fork-every", type=float, default=30.0)
     parser.add_argument("--rss-slack-mb", type=float, default=30.0)
+    parser.add_argument("--protocol", choices=["grpc", "http/protobuf"], default="grpc")
     parser.add_argument("--bad-share", type=float, default=BAD_SHARE, help="share of bad inputs (0: none)")
     parser.add_argument("--log", type=Path, help="keep the workload's stderr in this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
