@@ -10,10 +10,20 @@ resets them nor registers a duplicate), the telemetry; then *installs* the targe
 previous configuration's back if that fails; and only then *commits*: the new telemetry, the
 rollouts and the budgets take effect together. A failure at any step before the commit leaves the
 previous configuration exactly as it was.
+
+Process lifecycle (see :mod:`otel_migration._core.process`): ``shutdown`` switches the package off
+for good and is safe from a signal handler; ``force_flush(timeout)`` and ``shutdown(timeout)`` are
+total deadlines. When we built the providers we also own their ending: a bounded shutdown at
+exit (instead of the SDK's unbounded one) and, on the main thread, a SIGTERM handler that flushes
+within :data:`SIGTERM_FLUSH_MILLIS` and defers to the handler it replaced. After ``os.fork`` every
+aggregate starts empty in the child. Budgets are the exception: their spend is the *service's*
+spend this day or month, which a child must keep counting against the limit (its utilization
+is a gauge, never summed across instances).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -37,7 +47,7 @@ from ._analytics.process import start_process_metrics
 from ._analytics.snapshot import Snapshot, Verdict
 from ._calls.resources import ResourceMetrics
 from ._calls.targets import TargetInstaller, check_targets
-from ._core import runtime
+from ._core import process, runtime
 from ._core import semconv as sc
 from ._core.config import Settings, load_settings
 from ._core.errors import ConfigError
@@ -45,7 +55,7 @@ from ._core.providers import Providers, global_meter_provider, global_tracer_pro
 from ._core.recorder import CallRecorder
 from ._core.runtime import Telemetry
 from ._events import Events
-from ._export.pipeline import build_providers
+from ._export.pipeline import build_providers, reset_metric_state
 from ._llm.agent_metrics import AgentMetrics
 from ._llm.budgets import BudgetEvent, Budgets
 from ._llm.enrich import LLMSpanEnricher
@@ -64,6 +74,12 @@ __all__ = ["assemble", "attach", "configure", "force_flush", "guard", "on_budget
 #: only replaces the limits), and so do the callbacks registered with :func:`on_budget`.
 BUDGETS: Final = Budgets()
 
+#: How long the SIGTERM handler flushes before the previous handler runs (a worker being stopped
+#: has a grace period of its own, typically 30 s, which this must fit in).
+SIGTERM_FLUSH_MILLIS: Final = 5_000
+#: How long the shutdown at interpreter exit may delay the exit.
+EXIT_SHUTDOWN_MILLIS: Final = 5_000
+
 
 @dataclass(frozen=True, slots=True)
 class _Aggregators:
@@ -80,6 +96,11 @@ class _Aggregators:
 
     def components(self) -> tuple[object, ...]:
         return (self.llm, self.analytics, self.quality, self.experiments, self.fleet, *self.extras)
+
+    def reset_after_fork(self) -> None:
+        """The recorder resets itself; the listeners and counters start empty here."""
+        for component in (self.analytics, self.llm, self.quality, self.experiments, self.fleet):
+            component.reset_after_fork()
 
 
 _lock: Final = threading.Lock()
@@ -224,6 +245,7 @@ def configure(
         ) from exc
 
     previous = runtime.configured()
+    providers = _keep_ownership(providers, previous)
     try:
         telemetry = assemble(resolved, providers)
         _swap_targets(previous, telemetry)
@@ -234,11 +256,36 @@ def configure(
     _commit(telemetry)
     if previous is not None:
         previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
+    if providers.owned_tracer_provider is not None or providers.owned_meter_provider is not None:
+        _own_process_end()
     if providers.owned_tracer_provider is not None and global_tracer_provider() is None:
         trace.set_tracer_provider(providers.owned_tracer_provider)
     if providers.owned_meter_provider is not None and global_meter_provider() is None:
         metrics.set_meter_provider(providers.owned_meter_provider)
     return telemetry
+
+
+def _keep_ownership(providers: Providers, previous: Telemetry | None) -> Providers:
+    """Providers we built and installed globally stay ours when ``configure`` runs again.
+
+    Otherwise a second ``configure`` (in a gunicorn worker's ``post_worker_init``, say) would find
+    them as the application's globals, attach, and never flush nor shut them down.
+    """
+    if previous is None:
+        return providers
+    before = previous.providers
+    changes: dict[str, Any] = {}
+    if providers.owned_tracer_provider is None and providers.tracer_provider is before.owned_tracer_provider:
+        changes.update(owned_tracer_provider=before.owned_tracer_provider, span_exporter=before.span_exporter)
+    if providers.owned_meter_provider is None and providers.meter_provider is before.owned_meter_provider:
+        changes["owned_meter_provider"] = before.owned_meter_provider
+    if providers.owned_logger_provider is None and (
+        providers.logger_provider is not None and providers.logger_provider is before.owned_logger_provider
+    ):
+        changes["owned_logger_provider"] = before.owned_logger_provider
+    if changes:
+        changes["destination"] = before.destination
+    return replace(providers, **changes) if changes else providers
 
 
 def _swap_targets(previous: Telemetry | None, telemetry: Telemetry) -> None:
@@ -279,20 +326,61 @@ def _uninstall(telemetry: Telemetry) -> None:
         installer.uninstall()
 
 
-def force_flush(timeout_millis: int = 30_000) -> None:
-    """Aggregate every finished call and push what we own to the exporters now."""
+def force_flush(timeout_millis: float = 30_000) -> bool:
+    """Aggregate every finished call and push what we own to the exporters now.
+
+    Returns within ``timeout_millis`` whatever the collector does; True when all was flushed.
+    """
     telemetry = runtime.active()
-    if telemetry is not None:
-        telemetry.force_flush(timeout_millis)
+    return telemetry.force_flush(timeout_millis) if telemetry is not None else True
 
 
-def shutdown() -> None:
-    """Unwrap configured targets, flush, and shut down the providers ``configure`` built."""
-    telemetry = runtime.set_active(None)
+def shutdown(timeout_millis: float = 30_000) -> bool:
+    """Unwrap configured targets, flush, and shut down the providers ``configure`` built.
+
+    From then on calls pass straight through, untraced and uncounted, until ``configure`` is
+    called again. Returns within ``timeout_millis`` (True when everything was flushed in time);
+    safe to call from a signal handler, and again while a shutdown is under way.
+    """
+    telemetry = runtime.stop()
     rollouts.flags.use_path(None)  # the configuration's flag_file goes with it
-    if telemetry is not None:
-        _uninstall(telemetry)
-        telemetry.shutdown()
+    process.uninstall_sigterm_flush()
+    if telemetry is None:
+        return True
+    _uninstall(telemetry)
+    return telemetry.shutdown(timeout_millis=timeout_millis)
+
+
+_exit_registered = False
+
+
+def _own_process_end() -> None:
+    """We built the providers, so their ending is ours: bounded at exit, flushed on SIGTERM."""
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(shutdown, EXIT_SHUTDOWN_MILLIS)
+    process.install_sigterm_flush(lambda: force_flush(SIGTERM_FLUSH_MILLIS))
+
+
+def _after_fork_in_child() -> None:
+    """Every aggregate starts empty in a forked child: it is a new instance; the parent has its own."""
+    active = runtime.configured()
+    owned = active.providers.owned_meter_provider if active is not None else None
+    try:
+        for meter_provider, aggregators in list(_aggregators.items()):
+            aggregators.reset_after_fork()
+            # On a provider we built every stream is ours to reset; on the application's, only ours.
+            reset_metric_state(meter_provider, None if meter_provider is owned else sc.INSTRUMENTATION_SCOPE)
+        rollouts.reset_after_fork()
+        BUDGETS.reset_after_fork()
+    except Exception:  # never break the application's fork
+        import logging
+
+        logging.getLogger(__name__).exception("otel-migration: could not reset state after fork")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def snapshot() -> Snapshot:
@@ -305,8 +393,9 @@ def snapshot() -> Snapshot:
     analytics = telemetry.find(MigrationAnalytics) if telemetry is not None else None
     if telemetry is None or analytics is None:
         return Snapshot(taken_at=time.time(), migrations={})
-    telemetry.recorder.drain()
-    return analytics.evaluate()
+    with process.busy():  # a signal handler calling shutdown() must not re-enter the evaluation
+        telemetry.recorder.drain()
+        return analytics.evaluate()
 
 
 def on_budget(callback: Callable[[BudgetEvent], object]) -> None:

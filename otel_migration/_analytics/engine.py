@@ -136,6 +136,13 @@ class MigrationAnalytics:
         # Per-call samples other processors report (LLM cost, quality scores), for their verdicts.
         self._samples: dict[tuple[str, str, str], Ring] = {}
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's calls (it reports its own); keep settings and guards."""
+        self._lock = threading.RLock()
+        self._versions, self._operations, self._history = {}, {}, {}
+        self._streaks, self.guard_triggers, self._samples = {}, {}, {}
+        self._latest = None
+
     # -- intake (the aggregator thread) -----------------------------------------------------------
     def on_call(self, record: Record) -> None:
         if not isinstance(record, CallRecord) or record.scope.phase is not None:

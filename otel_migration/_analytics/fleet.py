@@ -121,6 +121,13 @@ class FleetState:
         )
 
     # -- intake (the aggregator thread) -----------------------------------------------------------
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: this process's state starts empty (the parent ships its own)."""
+        self._lock = threading.Lock()
+        self._calls, self._tokens, self._sketches = {}, {}, {}
+        self._shipped_at = 0.0
+
     def on_call(self, record: Record) -> None:
         if isinstance(record, LLMRecord):
             self._on_llm(record)

@@ -10,8 +10,16 @@ bucket advice still apply), and hands each record to the registered listeners (t
 processors). Counts therefore come from every call, whether or not its span was sampled.
 
 Limits: the queue is bounded by ``max_queue_size``; past it a record is dropped, counted in
-``migration.telemetry.dropped`` and logged once, never silently lost. After ``os.fork`` the child
-starts with an empty queue and zeroed counts: the parent exports its own.
+``migration.telemetry.dropped`` and logged once, never silently lost. The aggregator thread is the
+ceiling: past the rate it sustains (``benchmarks/aggregator_ceiling.py`` measures it) the queue
+fills and calls are dropped, counted. After ``os.fork`` the child starts with an empty queue and
+zeroed counts: the parent exports its own. After :meth:`CallRecorder.shutdown` calls finishing
+are not recorded at all (nothing exports them any more), rather than counted as dropped.
+
+Re-entry: a signal handler may call ``force_flush``/``shutdown`` on the main thread while that
+thread is inside :meth:`CallRecorder.drain`. The drain lock is re-entrant for *readers* (the
+metric callbacks copy the counts), but a drain re-entered on its own thread returns at once: the
+interrupted drain goes on when the handler returns, and running it twice would lose updates.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Final
 
 from opentelemetry.metrics import Meter
 
+from . import process
 from . import semconv as sc
 from .instruments import Measured, items_under, observer
 from .records import CallListener, CallRecord, Record
@@ -36,6 +45,8 @@ _logger = logging.getLogger(__name__)
 
 _WAKE_AT: Final = 2048  # records waiting before the worker is woken early
 _DRAIN_INTERVAL_S: Final = 0.5  # longest a record waits for aggregation when calls are rare
+_CHUNK: Final = 512  # records aggregated per hold of the drain lock
+_COLLECT_DRAIN_MILLIS: Final = 1_000  # a metric collection drains at most this long, then reads
 
 
 _RequestKey = tuple[str, str, str, str]  # migration, operation, version, outcome
@@ -50,13 +61,15 @@ class CallRecorder:
         self._max_queue_size = max_queue_size
         self._queue: deque[Record] = deque()
         self._listeners: tuple[CallListener, ...] = tuple(listeners)
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.RLock()
+        self._drain_owner: int | None = None  # the thread inside drain(), for re-entry from a handler
         self._drop_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
         self._dropped = 0
+        self._abandoned = 0  # queued records a shutdown had no time left to aggregate
         self._drop_logged = False
         self._requests: dict[_RequestKey, int] = {}
         self._errors: dict[_ErrorKey, int] = {}
@@ -99,6 +112,8 @@ class CallRecorder:
     # -- the call path ----------------------------------------------------------------------------
     def submit(self, record: Record) -> None:
         """Queue a finished call; never blocks, never raises."""
+        if self._stopped:
+            return
         queue = self._queue
         if len(queue) >= self._max_queue_size:
             self._drop()
@@ -125,6 +140,7 @@ class CallRecorder:
         with self._worker_lock:
             if self._worker is not None or self._stopped:
                 return
+            process.mark_served()
             self._worker = threading.Thread(target=self._run, name="otel-migration-aggregator", daemon=True)
             self._worker.start()
 
@@ -146,19 +162,47 @@ class CallRecorder:
                 except Exception:
                     _logger.exception("otel-migration: listener %r failed to tick", listener)
 
-    def drain(self) -> None:
-        """Aggregate everything queued so far; safe to call from any thread."""
-        with self._drain_lock:
-            queue = self._queue
-            for _ in range(len(queue)):
-                try:
-                    record = queue.popleft()
-                except IndexError:
-                    break
-                try:
-                    self._aggregate(record)
-                except Exception:  # pragma: no cover - defensive: an SDK or listener bug
-                    _logger.exception("otel-migration: failed to aggregate a call record")
+    def drain(self, deadline: process.Deadline | None = None) -> bool:
+        """Aggregate everything queued so far; safe from any thread and from a signal handler.
+
+        Works in chunks, releasing the lock between them, so a metric collection waiting to read
+        the counts never waits for a whole long drain. With a ``deadline`` it stops when the
+        deadline passes (the rest waits for the next drain). True when everything queued at the
+        start was aggregated.
+        """
+        if self._drain_owner == threading.get_ident():
+            return False  # re-entered by a signal handler: the interrupted drain resumes after it
+        left = len(self._queue)
+        while left > 0:
+            if self._stopped and deadline is None and threading.current_thread() is self._worker:
+                return False  # shutdown's own drain takes over, under its deadline
+            chunk = min(left, _CHUNK)
+            if not self._drain_chunk(chunk, deadline):
+                return False
+            left -= chunk
+        return True
+
+    def _drain_chunk(self, size: int, deadline: process.Deadline | None) -> bool:
+        lock = self._drain_lock
+        if not lock.acquire(timeout=deadline.remaining_s() if deadline is not None else -1):
+            return False
+        self._drain_owner = threading.get_ident()
+        try:
+            with process.busy():
+                queue = self._queue
+                for _ in range(size):
+                    try:
+                        record = queue.popleft()
+                    except IndexError:
+                        return True
+                    try:
+                        self._aggregate(record)
+                    except Exception:  # pragma: no cover - defensive: an SDK or listener bug
+                        _logger.exception("otel-migration: failed to aggregate a call record")
+        finally:
+            self._drain_owner = None
+            lock.release()
+        return deadline is None or not deadline.expired
 
     def _aggregate(self, record: Record) -> None:
         if isinstance(record, CallRecord):  # LLM records are the listeners' alone
@@ -192,22 +236,26 @@ class CallRecorder:
 
     # -- observable callbacks ---------------------------------------------------------------------
     def _read_requests(self) -> Measured:
-        self.drain()
+        self.drain(process.Deadline(_COLLECT_DRAIN_MILLIS))
         items = items_under(self._drain_lock, self._requests)
         return [(count, self._attrs_for(key, _REQUEST_NAMES)) for key, count in items]
 
     def _read_errors(self) -> Measured:
-        self.drain()
+        self.drain(process.Deadline(_COLLECT_DRAIN_MILLIS))
         items = items_under(self._drain_lock, self._errors)
         return [(count, self._attrs_for(key, _ERROR_NAMES)) for key, count in items]
 
     def _read_dropped(self) -> Measured:
-        return [(self._dropped, {"reason": "queue_full"})]
+        dropped = [(self._dropped, {"reason": "queue_full"})]
+        if self._abandoned:
+            dropped.append((self._abandoned, {"reason": "shutdown"}))
+        return dropped
 
     # -- reading and lifecycle --------------------------------------------------------------------
     @property
     def dropped(self) -> int:
-        return self._dropped
+        """Records lost: the queue was full, or the shutdown's deadline passed before they were counted."""
+        return self._dropped + self._abandoned
 
     @property
     def queue_depth(self) -> int:
@@ -232,18 +280,53 @@ class CallRecorder:
     def add_listener(self, listener: CallListener) -> None:
         self._listeners = (*self._listeners, listener)
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Drain what is queued and stop the worker."""
+    @property
+    def queued(self) -> int:
+        """Records waiting for aggregation."""
+        return len(self._queue)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Take no more records (calls finishing from now on are not recorded) and stop the worker."""
         self._stopped = True
         self._wake.set()
+
+    def shutdown(self, timeout_s: float = 5.0, deadline: process.Deadline | None = None) -> bool:
+        """Stop taking records, stop the worker and drain what is queued, within the deadline.
+
+        What the deadline leaves queued is counted in ``migration.telemetry.dropped`` with
+        ``reason=shutdown`` (so the final export says what was lost) and let go. True when
+        nothing was left.
+        """
+        deadline = deadline or process.Deadline(timeout_s * 1000)
+        self.stop()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout_s)
-        self.drain()
+            worker.join(deadline.remaining_s())
+        self.drain(deadline)
+        if not self._drain_lock.acquire(timeout=0.5):  # pragma: no cover - a drain stuck in a listener
+            return False
+        try:
+            left = len(self._queue)
+            self._queue.clear()
+            self._abandoned += left
+        finally:
+            self._drain_lock.release()
+        if left:
+            _logger.warning(
+                "otel-migration: shutdown deadline passed with %d calls not aggregated; counted in %s",
+                left,
+                sc.METRIC_TELEMETRY_DROPPED,
+            )
+        return not left
 
     def _reinit_after_fork(self) -> None:
         # Locks may have been held by a parent thread that does not exist in the child.
-        self._drain_lock = threading.Lock()
+        self._drain_lock = threading.RLock()
+        self._drain_owner = None
         self._drop_lock = threading.Lock()
         self._worker_lock = threading.Lock()
         self._wake = threading.Event()
@@ -251,6 +334,8 @@ class CallRecorder:
         self._requests.clear()
         self._errors.clear()
         self._dropped = 0
+        self._abandoned = 0
+        self._drop_logged = False
         self._worker = None
 
 

@@ -13,13 +13,24 @@ batch queue dropped, ``otel.sdk.exporter.span.exported`` with an ``error.type`` 
 collector never took), unless ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`` says otherwise, and
 report them through the same MeterProvider. Because the HTTP exporter does not mark a failed
 export in those, the span exporter is also wrapped in a protocol-neutral counter of its own.
+
+Process lifecycle: the providers we build do not register the SDK's own ``atexit`` shutdown (it
+waits up to 30 s per provider on a dead collector); the set-up registers one bounded shutdown
+instead. After ``os.fork`` a child's cumulative metrics must start from zero (it is a new
+instance; the parent exports its own), which the SDK does not do: :func:`reset_metric_state`
+clears its storage. A pre-fork master that forked workers and served no call itself is not an
+instance: our metric exporter skips its exports (:class:`InstanceMetricExporter`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
@@ -27,6 +38,8 @@ from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
+    MetricExportResult,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.metrics.view import View
@@ -36,6 +49,7 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import TracerProvider
 
+from .._core import process
 from .._core.config import Settings
 from .._core.providers import Providers, global_logger_provider, global_meter_provider, global_tracer_provider
 from .._core.resource import resource_attributes
@@ -44,7 +58,9 @@ from .file import JsonLinesMetricExporter, JsonLinesSpanExporter
 from .health import CountingMetricExporter, CountingSpanExporter
 from .logs import build_logger_provider
 
-__all__ = ["build_providers", "exporter_choice"]
+__all__ = ["InstanceMetricExporter", "build_providers", "exporter_choice", "reset_metric_state"]
+
+_logger = logging.getLogger(__name__)
 
 _SDK_HEALTH_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 _ENDPOINT_VARS = (
@@ -70,11 +86,38 @@ def _protocol(env: Mapping[str, str], signal: str) -> str:
     ).strip()
 
 
+#: The gRPC exporters of the pipelines we built: a forked child gets new channels for them.
+_grpc_exporters: weakref.WeakSet[Any] = weakref.WeakSet()
+_E = TypeVar("_E")
+
+
+def _renewed_after_fork(exporter: _E) -> _E:
+    _grpc_exporters.add(exporter)
+    return exporter
+
+
+def _renew_grpc_channels() -> None:
+    """In a forked child: a fresh channel for each gRPC exporter we built.
+
+    A gRPC channel is not fork-safe: when a parent thread was exporting at the fork, the child
+    inherits the channel's locks held and its first export waits for them forever (the soak
+    lost a whole child's metrics this way). The exporter's own reconnection method builds a new one.
+    """
+    for exporter in list(_grpc_exporters):
+        try:
+            exporter._initialize_channel_and_stub()
+        except Exception:
+            _logger.warning("otel-migration: could not renew a gRPC channel after fork", exc_info=True)
+
+
+os.register_at_fork(after_in_child=_renew_grpc_channels)
+
+
 def _otlp_span_exporter(env: Mapping[str, str], meter_provider: MeterProvider) -> SpanExporter:
     if _protocol(env, "TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-        return GrpcSpanExporter(meter_provider=meter_provider)
+        return _renewed_after_fork(GrpcSpanExporter(meter_provider=meter_provider))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
     return HttpSpanExporter(meter_provider=meter_provider)
@@ -86,7 +129,7 @@ def _otlp_metric_exporter(env: Mapping[str, str]) -> MetricExporter:
             OTLPMetricExporter as GrpcMetricExporter,
         )
 
-        return GrpcMetricExporter()
+        return _renewed_after_fork(GrpcMetricExporter())
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpMetricExporter,
     )
@@ -127,6 +170,70 @@ def _destination(choice: str, settings: Settings, env: Mapping[str, str]) -> str
     return "nowhere (exporter = none)"
 
 
+class InstanceMetricExporter(MetricExporter):
+    """Exports only from a process that is an instance: not from a pre-fork master serving nothing.
+
+    A gunicorn master that imported the application (``--preload``) and forked its workers would
+    otherwise report itself every interval as one more instance of the service, with zeroed or
+    stale series. Once it serves a call itself it exports again (cumulative: nothing is lost).
+    """
+
+    def __init__(self, exporter: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=exporter._preferred_temporality,
+            preferred_aggregation=exporter._preferred_aggregation,
+        )
+        self._exporter = exporter
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        if not process.exports_as_instance():
+            return MetricExportResult.SUCCESS
+        return self._exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def reset_metric_state(meter_provider: MeterProvider, scope: str | None = None) -> int:
+    """Forget every aggregated point of ``meter_provider`` (only ``scope``'s instruments if given).
+
+    For a forked child, whose cumulative series must start from zero. The SDK has no public way to
+    do this, so it reaches into its storage, guarded: a layout it does not know is left alone and
+    logged. It also renews the SDK locks a parent thread may have held at the fork (a collection
+    or an export in progress), which the SDK leaves as they were: the child's first collection
+    would wait for them forever. Returns how many instrument streams were cleared.
+    """
+    cleared = 0
+    try:
+        consumer = meter_provider._measurement_consumer  # type: ignore[attr-defined]
+        consumer._lock = threading.Lock()
+        for reader in getattr(meter_provider, "_metric_readers", ()):
+            if hasattr(reader, "_export_lock"):
+                reader._export_lock = threading.Lock()
+        for storage in consumer._reader_storages.values():
+            storage._lock = threading.RLock()
+            for instrument, matches in list(storage._instrument_view_instrument_matches.items()):
+                if scope is not None and getattr(instrument.instrumentation_scope, "name", None) != scope:
+                    continue
+                for match in matches:
+                    match._lock = threading.Lock()
+                    match._attributes_aggregation = {}
+                    match._previous_collection_start_nanos = None
+                    cleared += 1
+    except Exception:
+        _logger.warning(
+            "otel-migration: could not reset the SDK's metric state after fork; "
+            "this child may re-export its parent's points",
+            exc_info=True,
+        )
+    return cleared
+
+
 def build_providers(
     settings: Settings,
     env: Mapping[str, str],
@@ -157,15 +264,22 @@ def build_providers(
     if meter_provider is None:
         metric_exporter = _metric_exporter(choice, settings, env)
         counted_metrics = CountingMetricExporter(metric_exporter) if metric_exporter is not None else None
-        readers = [PeriodicExportingMetricReader(counted_metrics)] if counted_metrics is not None else []
-        owned_mp = SdkMeterProvider(resource=resource, metric_readers=readers, views=list(views))
+        readers = (
+            [PeriodicExportingMetricReader(InstanceMetricExporter(counted_metrics))]
+            if counted_metrics is not None
+            else []
+        )
+        owned_mp = SdkMeterProvider(
+            resource=resource, metric_readers=readers, views=list(views), shutdown_on_exit=False
+        )
         if counted_metrics is not None:
             counted_metrics.register(owned_mp)
         meter_provider = owned_mp
     if tracer_provider is None:
         if env is os.environ:
             os.environ.setdefault(_SDK_HEALTH_METRICS, "true")
-        owned_tp = SdkTracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+        # The sampler comes from OTEL_TRACES_SAMPLER; the set-up registers a bounded exit shutdown.
+        owned_tp = SdkTracerProvider(resource=resource, shutdown_on_exit=False)
         span_exporter = _span_exporter(choice, settings, env, meter_provider)
         if span_exporter is not None:
             counted = CountingSpanExporter(span_exporter, meter_provider)

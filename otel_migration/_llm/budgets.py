@@ -221,6 +221,11 @@ class Budgets:
                     result.append((spec.name, period, spend / limit if limit > 0 else 0.0))
         return result
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent thread may have held it). The spend is kept: it
+        is the service's spend this period, which the child goes on counting against the limits."""
+        self._lock = threading.Lock()
+
     def register_metrics(self, meter: Meter) -> None:
         meter.create_observable_gauge(
             sc.METRIC_LLM_BUDGET_UTILIZATION,

@@ -116,6 +116,11 @@ class LLMMetrics:
         with self._lock:
             self.clamped[key] = self.clamped.get(key, 0) + 1
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: start empty (the parent exports its own calls) with a fresh lock."""
+        self._lock = threading.Lock()
+        self.cost, self.calls, self.unpriced = {}, {}, {}
+
     def add_sample_sink(self, sink: Callable[[str, str, str, float], None]) -> None:
         """``sink("cost", migration, version, usd)`` receives the cost of every priced, versioned call."""
         self._sample_sinks.append(sink)

@@ -174,6 +174,11 @@ class QualityTracker:
             description="Net Promoter Score (-100 to 100) of all answers so far.",
         )
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: start empty (the parent exports its own) with a fresh lock."""
+        self._lock = threading.Lock()
+        self._aggregates = {}
+
     def add_sample_sink(self, sink: Callable[[str, str, str, float], None]) -> None:
         """``sink(metric, migration, version, value)`` receives every score (for verdicts)."""
         self._sample_sinks.append(sink)

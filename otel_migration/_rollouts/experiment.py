@@ -74,6 +74,11 @@ class ExperimentRegistry:
                     cpu_key = (result.name, observed.version)
                     self.cpu_seconds[cpu_key] = self.cpu_seconds.get(cpu_key, 0.0) + observed.cpu_s
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: start counting from zero (the parent exports its own runs)."""
+        self._lock = threading.Lock()
+        self.outcomes, self.cpu_seconds = {}, {}
+
     def register_metrics(self, meter: Meter) -> None:
         meter.create_observable_counter(
             sc.METRIC_EXPERIMENT_RUNS,

@@ -80,6 +80,12 @@ class EvaluationRecorder(Hook):
         self._counts: dict[tuple[str, str, str], int] = {}
         self.dropped = 0
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: decisions count from zero (the parent exports its own)."""
+        self._lock = threading.Lock()
+        self._counts = {}
+        self.dropped = 0
+
     def finally_after(
         self, hook_context: HookContext, details: FlagEvaluationDetails[Any], hints: HookHints
     ) -> None:

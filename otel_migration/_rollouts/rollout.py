@@ -322,6 +322,11 @@ flags = FlagService()
 registry = RolloutRegistry(flags)
 
 
+def reset_after_fork() -> None:
+    """In a forked child: rollout decisions count from zero; the rollouts (the flag file) are kept."""
+    flags.recorder.reset_after_fork()
+
+
 def _details(
     name: str, subject_id: object, default: str, context_id: str | None
 ) -> FlagEvaluationDetails[str]:

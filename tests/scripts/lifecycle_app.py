@@ -1,0 +1,136 @@
+"""Process-level lifecycle cases run by tests/test_lifecycle.py, one per subprocess (global providers).
+
+    python lifecycle_app.py CASE
+
+Each case configures from OTEL_* (the test points it at a receiver, or the default file), does
+its work and prints one JSON line of what it measured for the test to check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+import otel_migration
+from otel_migration._core import runtime
+
+
+@otel_migration.versioned("2.0", operation="work")
+def work() -> int:
+    return 1
+
+
+def report(**values: object) -> None:
+    print(json.dumps(values), flush=True)
+
+
+def signal_shutdown() -> None:
+    """SIGTERM arrives while this thread and another are inside snapshot()/force_flush()."""
+    otel_migration.configure(migration="lifecycle")
+    done = threading.Event()
+    results: dict[str, object] = {}
+
+    def on_term(signum: int, frame: object) -> None:
+        started = time.monotonic()
+        results["ok"] = otel_migration.shutdown()
+        results["handler_s"] = round(time.monotonic() - started, 3)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def other() -> None:
+        while not done.is_set():
+            for _ in range(50):
+                work()
+            otel_migration.snapshot()
+            otel_migration.force_flush()
+
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+    threading.Timer(random.uniform(0.2, 1.0), os.kill, (os.getpid(), signal.SIGTERM)).start()
+    while not done.is_set():
+        for _ in range(200):
+            work()
+        otel_migration.snapshot()
+        otel_migration.force_flush()
+    thread.join(10)
+    report(**results, other_alive=thread.is_alive())
+
+
+def after_shutdown() -> None:
+    """After shutdown() calls pass straight through, even with our providers still installed globally."""
+    otel_migration.configure(migration="lifecycle")
+    for _ in range(10):
+        work()
+    telemetry = runtime.active()
+    assert telemetry is not None
+    otel_migration.shutdown(5_000)
+    for _ in range(20_000):
+        work()
+    report(
+        active_after=runtime.active() is not None,
+        dropped=telemetry.recorder.dropped,
+        queued=telemetry.recorder.queued,
+        counted=sum(telemetry.recorder.request_counts().values()),
+    )
+
+
+def shutdown_under_load() -> None:
+    """16 threads keep calling while the main thread shuts down."""
+    otel_migration.configure(migration="lifecycle")
+    stop = threading.Event()
+
+    def call() -> None:
+        while not stop.is_set():
+            work()
+
+    threads = [threading.Thread(target=call, daemon=True) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    started = time.monotonic()
+    ok = otel_migration.shutdown(5_000)
+    elapsed = time.monotonic() - started
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    report(ok=ok, shutdown_s=round(elapsed, 3))
+
+
+def hung_collector() -> None:
+    """The collector accepts and never answers: force_flush(2000) and shutdown(2000) are deadlines."""
+    otel_migration.configure(migration="lifecycle")
+    for _ in range(100):
+        work()
+    started = time.monotonic()
+    flushed = otel_migration.force_flush(2_000)
+    flush_s = time.monotonic() - started
+    started = time.monotonic()
+    shut = otel_migration.shutdown(2_000)
+    shutdown_s = time.monotonic() - started
+    report(flushed=flushed, flush_s=round(flush_s, 3), shut=shut, shutdown_s=round(shutdown_s, 3))
+
+
+def exit_with_hung_collector() -> None:
+    """No explicit shutdown: the interpreter's exit runs ours, bounded."""
+    otel_migration.configure(migration="lifecycle")
+    for _ in range(100):
+        work()
+    report(exiting_at=time.time())
+
+
+CASES = {
+    "signal-shutdown": signal_shutdown,
+    "after-shutdown": after_shutdown,
+    "shutdown-under-load": shutdown_under_load,
+    "hung-collector": hung_collector,
+    "exit-hung": exit_with_hung_collector,
+}
+
+if __name__ == "__main__":
+    CASES[sys.argv[1]]()
