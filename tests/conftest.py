@@ -16,6 +16,8 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 import otel_migration
 
+from .llm_server import LLMServer
+
 
 @dataclass
 class Harness:
@@ -88,6 +90,32 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def _own_flag_file(_clean_environment: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rollouts live in a flag file: every test gets its own, never one in the working directory."""
     monkeypatch.setenv("OTEL_MIGRATION_FLAG_FILE", str(tmp_path / "otel-migration-flags.json"))
+
+
+# -- LLM calls through the real SDKs ----------------------------------------------------------------
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
+    """The loopback server answering like the Anthropic and OpenAI APIs, with no proxy in the way."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with LLMServer() as running:
+        yield running
+
+
+@pytest.fixture
+def instrumented(harness: Harness) -> Iterator[Harness]:
+    """The harness with the anthropic and openai SDKs instrumented; budgets reset afterwards."""
+    from otel_migration._setup import BUDGETS
+    from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
+    from otel_migration.instrumentation.openai import OpenAIInstrumentor
+
+    AnthropicInstrumentor().instrument()
+    OpenAIInstrumentor().instrument()
+    yield harness
+    AnthropicInstrumentor().uninstrument()
+    OpenAIInstrumentor().uninstrument()
+    BUDGETS.configure(())
 
 
 # -- exit -----------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import anthropic
 import openai
@@ -22,25 +21,6 @@ from .llm_server import LLMServer, Usage
 
 MESSAGES = [{"role": "user", "content": "Summarise the contract in one line."}]
 PRICES = PriceTable.load()
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with LLMServer() as running:
-        yield running
-
-
-@pytest.fixture
-def instrumented(harness: Harness) -> Iterator[Harness]:
-    AnthropicInstrumentor().instrument()
-    OpenAIInstrumentor().instrument()
-    yield harness
-    AnthropicInstrumentor().uninstrument()
-    OpenAIInstrumentor().uninstrument()
-    budgets.configure(())
 
 
 def cost(model: str, **tokens: int) -> float:

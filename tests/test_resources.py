@@ -16,8 +16,6 @@ from otel_migration._analytics.engine import MigrationAnalytics
 from otel_migration._core.config import AnalyticsSettings
 from otel_migration._core.context import Scope
 from otel_migration._core.records import CallRecord
-from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
-from otel_migration.instrumentation.openai import OpenAIInstrumentor
 
 from .conftest import Harness
 from .llm_server import LLMServer, Usage
@@ -183,24 +181,6 @@ def cache_calls(h: Harness, version: str, state: str) -> float:
 
 
 # -- LLM operations through the real SDKs ------------------------------------------------------------
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with LLMServer() as running:
-        yield running
-
-
-@pytest.fixture
-def instrumented(harness: Harness) -> Iterator[Harness]:
-    AnthropicInstrumentor().instrument()
-    OpenAIInstrumentor().instrument()
-    yield harness
-    AnthropicInstrumentor().uninstrument()
-    OpenAIInstrumentor().uninstrument()
-
-
 def test_prompt_cache_hit_rate_on_a_hand_computed_workload(instrumented: Harness, server: LLMServer) -> None:
     claude = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
     gpt = openai.OpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)

@@ -14,34 +14,12 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_migration
-from otel_migration._setup import BUDGETS as budgets
-from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
-from otel_migration.instrumentation.openai import OpenAIInstrumentor
 
 from .conftest import Harness
 from .llm_server import LLMServer, ToolCall, Usage
 
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris and in Oslo?"}]
 WEATHER_TOOLS = (ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_weather", {"city": "Oslo"}))
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with LLMServer() as running:
-        yield running
-
-
-@pytest.fixture
-def instrumented(harness: Harness) -> Iterator[Harness]:
-    AnthropicInstrumentor().instrument()
-    OpenAIInstrumentor().instrument()
-    yield harness
-    AnthropicInstrumentor().uninstrument()
-    OpenAIInstrumentor().uninstrument()
-    budgets.configure(())
 
 
 def points(h: Harness, metric: str) -> list[tuple[dict[str, Any], Any]]:
