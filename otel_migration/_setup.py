@@ -34,8 +34,9 @@ from typing import Any, Final
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TracerProvider
 
 from ._analytics import gauges as analytics_gauges
@@ -51,11 +52,12 @@ from ._core import process, runtime
 from ._core import semconv as sc
 from ._core.config import Settings, load_settings
 from ._core.errors import ConfigError
+from ._core.histograms import HistogramSet
 from ._core.providers import Providers, global_meter_provider, global_tracer_provider
 from ._core.recorder import CallRecorder
 from ._core.runtime import Telemetry
 from ._events import Events
-from ._export.pipeline import build_providers, reset_metric_state
+from ._export.pipeline import build_providers, exporting_through_us, provider_resource, reset_metric_state
 from ._llm.agent_metrics import AgentMetrics
 from ._llm.budgets import BudgetEvent, Budgets
 from ._llm.enrich import LLMSpanEnricher
@@ -113,14 +115,15 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
         found = _aggregators.get(meter_provider)
         if found is None:
             meter = meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__)
+            histograms = _histograms_for(meter_provider, meter)
             analytics = MigrationAnalytics(settings.analytics, rollouts.registry.get)
             llm = LLMMetrics(meter)
             quality = QualityTracker(meter)
-            fleet = FleetState(meter, None, quality.totals)
+            fleet = FleetState(meter, None, quality.totals, histograms)
             llm.add_sample_sink(analytics.add_sample)
             quality.add_sample_sink(analytics.add_sample)
             quality.add_sample_sink(fleet.add_sample)
-            resources, operations = ResourceMetrics(meter), LLMOperations(meter)
+            resources, operations = ResourceMetrics(meter, histograms), LLMOperations(meter)
             health = HealthMonitor(
                 settings.analytics, sampler=psutil_sampler(), memory_limit_bytes=settings.memory_limit_bytes
             )
@@ -128,6 +131,7 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
                 meter,
                 max_queue_size=settings.max_queue_size,
                 listeners=[analytics, llm, fleet, resources, operations, health],
+                histograms=histograms,
             )
             health.watch(recorder)
             health.register(meter)
@@ -143,6 +147,19 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
             )
             _aggregators[meter_provider] = found
     return found
+
+
+def _histograms_for(meter_provider: MeterProvider, meter: Meter) -> HistogramSet:
+    """Batch histograms: ours to export when the provider's one reader uses our exporter, else the SDK's."""
+    owned, exporter = exporting_through_us(meter_provider)
+    histograms = HistogramSet(meter, owned=owned)
+    if exporter is not None:
+        exporter.bind(
+            histograms.metrics,
+            InstrumentationScope(sc.INSTRUMENTATION_SCOPE, __version__),
+            provider_resource(meter_provider),
+        )
+    return histograms
 
 
 def assemble(settings: Settings, providers: Providers) -> Telemetry:

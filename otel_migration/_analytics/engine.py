@@ -24,10 +24,10 @@ from typing import Final, Protocol
 import numpy as np
 
 from .._core import semconv as sc
+from .._core.batch import CallBatch
 from .._core.config import AnalyticsSettings
 from .._core.instruments import Measured
-from .._core.records import CallRecord, Record
-from .._core.subjects import subject_hash
+from .._core.records import Record
 from .sketch import RELATIVE_ERROR, HyperLogLog
 from .snapshot import (
     Adoption,
@@ -56,6 +56,7 @@ LONG_BUCKETS: Final = 24
 SRM_MIN_USERS: Final = 100
 ALL_OPERATIONS: Final = "*"  # the operation of verdicts over a whole migration (cost, quality)
 SRM_ALPHA: Final = 0.001
+_NS: Final = 1_000_000_000
 
 
 @dataclass
@@ -145,34 +146,45 @@ class MigrationAnalytics:
 
     # -- intake (the aggregator thread) -----------------------------------------------------------
     def on_call(self, record: Record) -> None:
-        if not isinstance(record, CallRecord) or record.scope.phase is not None:
-            return
-        t = record.end_time_ns / 1e9
-        user = subject_hash(record.subject) if record.subject else None
-        session = subject_hash(record.session) if record.session else None
-        category = record.error_category if record.outcome == sc.OUTCOME_ERROR else None
-        with self._lock:
-            key = (record.migration, record.version)
-            state = self._versions.get(key)
-            if state is None:
-                state = self._versions[key] = VersionState(
-                    Window(SHORT_BUCKET_S, SHORT_BUCKETS), Window(LONG_BUCKET_S, LONG_BUCKETS)
+        self.on_batch(CallBatch([record]))
+
+    def on_batch(self, batch: CallBatch) -> None:
+        """Add a drained chunk: per group of calls a few numpy operations, not work per call."""
+        for group in batch.calls:
+            short_buckets = group.end_ns // (SHORT_BUCKET_S * _NS)
+            long_buckets = group.end_ns // (LONG_BUCKET_S * _NS)
+            errors = categories = None
+            if group.outcome == sc.OUTCOME_ERROR:
+                categories = [r.error_category for r in group.records]
+                errors = np.array([c is not None for c in categories], dtype=bool)
+            users, sessions = group.users, group.sessions
+            with self._lock:
+                key = (group.migration, group.version)
+                state = self._versions.get(key)
+                if state is None:
+                    state = self._versions[key] = VersionState(
+                        Window(SHORT_BUCKET_S, SHORT_BUCKETS), Window(LONG_BUCKET_S, LONG_BUCKETS)
+                    )
+                state.short.add_group(
+                    short_buckets, errors=errors, categories=categories, users=users, sessions=sessions
                 )
-            state.short.add(t, user, category, session)
-            state.long.add(t, user, category, session)
-            op_key = (record.migration, record.operation, record.version)
-            op = self._operations.get(op_key)
-            if op is None:
-                op = self._operations[op_key] = OperationState(
-                    Window(SHORT_BUCKET_S, SHORT_BUCKETS), Ring(self.settings.latency_samples)
+                state.long.add_group(
+                    long_buckets, errors=errors, categories=categories, users=users, sessions=sessions
                 )
-            op.window.add(t, None, category)
-            if record.outcome == sc.OUTCOME_OK:  # failures end early: they would flatter latency
-                op.latency.add(record.duration_s)
-                if record.cpu_time_s is not None:
-                    if op.cpu is None:
-                        op.cpu = Ring(self.settings.latency_samples)
-                    op.cpu.add(record.cpu_time_s)
+                op_key = (group.migration, group.operation, group.version)
+                op = self._operations.get(op_key)
+                if op is None:
+                    op = self._operations[op_key] = OperationState(
+                        Window(SHORT_BUCKET_S, SHORT_BUCKETS), Ring(self.settings.latency_samples)
+                    )
+                op.window.add_group(short_buckets, errors=errors, categories=categories)
+                if group.outcome == sc.OUTCOME_OK:  # failures end early: they would flatter latency
+                    op.latency.add_many(group.durations)
+                    cpu = group.cpu
+                    if cpu.size:
+                        if op.cpu is None:
+                            op.cpu = Ring(self.settings.latency_samples)
+                        op.cpu.add_many(cpu)
 
     def add_sample(self, metric: str, migration: str, version: str, value: float) -> None:
         """A per-call value of ``metric`` ("cost", "quality") for the verdict of that metric."""

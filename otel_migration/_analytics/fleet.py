@@ -25,14 +25,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
 from opentelemetry._logs import Logger, LogRecord
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
 from .._core import semconv as sc
+from .._core.batch import CallBatch
+from .._core.histograms import HistogramSet
 from .._core.instruments import Measured, items_under, observer
 from .._core.records import LLMRecord, Record
-from .._core.subjects import subject_hash
 from .sketch import PRECISION, HyperLogLog
 
 __all__ = ["SKETCH_BUCKET_S", "FleetState", "QualityTotals", "views"]
@@ -70,7 +73,11 @@ class FleetState:
     """A call listener that keeps and exports this process's mergeable state."""
 
     def __init__(
-        self, meter: Meter, logger: Logger | None, quality_totals: Callable[[], QualityTotals] | None = None
+        self,
+        meter: Meter,
+        logger: Logger | None,
+        quality_totals: Callable[[], QualityTotals] | None = None,
+        histograms: HistogramSet | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._logger = logger
@@ -80,14 +87,16 @@ class FleetState:
         self._sketches: dict[tuple[str, str, str, int], tuple[HyperLogLog, bool]] = {}
         self._shipped_at = 0.0
         self._quality_totals = quality_totals
-        self._duration = meter.create_histogram(
-            sc.METRIC_STATE_DURATION, unit="s", description="Durations of successful calls (mergeable)."
-        )
-        self._cost = meter.create_histogram(
-            sc.METRIC_STATE_LLM_COST, unit="USD", description="Cost of each priced LLM call (mergeable)."
-        )
-        self._score = meter.create_histogram(
-            sc.METRIC_STATE_QUALITY_SCORE, unit="1", description="Quality scores, 0-100 (mergeable)."
+        histograms = histograms or HistogramSet(meter, owned=False)
+        self._duration, self._cost, self._score = (
+            histograms.exponential(
+                name, unit, description, max_scale=HISTOGRAM_MAX_SCALE, max_size=HISTOGRAM_MAX_SIZE
+            )
+            for name, unit, description in (
+                (sc.METRIC_STATE_DURATION, "s", "Durations of successful calls (mergeable)."),
+                (sc.METRIC_STATE_LLM_COST, "USD", "Cost of each priced LLM call (mergeable)."),
+                (sc.METRIC_STATE_QUALITY_SCORE, "1", "Quality scores, 0-100 (mergeable)."),
+            )
         )
         meter.create_observable_counter(
             sc.METRIC_STATE_CALLS,
@@ -129,25 +138,30 @@ class FleetState:
         self._shipped_at = 0.0
 
     def on_call(self, record: Record) -> None:
-        if isinstance(record, LLMRecord):
+        self.on_batch(CallBatch([record]))
+
+    def on_batch(self, batch: CallBatch) -> None:
+        """Add a drained chunk: counts and sketches per group, one histogram update per group."""
+        for group in batch.calls:
+            key = (group.migration, group.operation, group.version, group.outcome)
+            buckets = group.end_ns // (SKETCH_BUCKET_S * 1_000_000_000) * SKETCH_BUCKET_S
+            users, sessions = group.users, group.sessions
+            with self._lock:
+                self._calls[key] = self._calls.get(key, 0) + group.size
+                for bucket in np.unique(buckets).tolist():
+                    in_bucket = buckets == bucket
+                    if users[0].size:
+                        hashes = users[1][in_bucket[users[0]]]
+                        self._add(group.migration, group.version, "users", bucket, hashes)
+                        if group.outcome == sc.OUTCOME_ERROR:
+                            self._add(group.migration, group.version, "error_users", bucket, hashes)
+                    if sessions[0].size:
+                        hashes = sessions[1][in_bucket[sessions[0]]]
+                        self._add(group.migration, group.version, "sessions", bucket, hashes)
+            if group.outcome == sc.OUTCOME_OK:
+                self._duration.record(group.durations, self._attributes(key[:3], _CALL_NAMES[:3]))
+        for record in batch.llm:
             self._on_llm(record)
-            return
-        scope = record.scope
-        if scope.phase is not None:
-            return
-        key = (scope.migration, scope.operation, scope.version, record.outcome)
-        bucket = int(record.end_time_ns // 1_000_000_000) // SKETCH_BUCKET_S * SKETCH_BUCKET_S
-        with self._lock:
-            self._calls[key] = self._calls.get(key, 0) + 1
-            if scope.subject:
-                user = subject_hash(scope.subject)
-                self._add(scope.migration, scope.version, "users", bucket, user)
-                if record.outcome == sc.OUTCOME_ERROR:
-                    self._add(scope.migration, scope.version, "error_users", bucket, user)
-            if scope.session:
-                self._add(scope.migration, scope.version, "sessions", bucket, subject_hash(scope.session))
-        if record.outcome == sc.OUTCOME_OK:
-            self._duration.record(record.duration_s, self._attributes(key[:3], _CALL_NAMES[:3]))
 
     def _on_llm(self, record: LLMRecord) -> None:
         scope = record.scope
@@ -155,7 +169,7 @@ class FleetState:
             return  # made outside any versioned call: no version to merge it under
         base = {sc.MIGRATION_NAME: scope.migration, sc.MIGRATION_VERSION: scope.version}
         if record.cost_usd is not None:
-            self._cost.record(record.cost_usd, base)
+            self._cost.record((record.cost_usd,), base)
         if record.usage_known and record.outcome == sc.OUTCOME_OK:
             with self._lock:
                 for kind, tokens in (("input", record.input_tokens), ("output", record.output_tokens)):
@@ -165,9 +179,13 @@ class FleetState:
     def add_sample(self, metric: str, migration: str, version: str, value: float) -> None:
         """A sample sink: quality scores join the mergeable score distribution."""
         if metric == "quality" and version:
-            self._score.record(value, {sc.MIGRATION_NAME: migration, sc.MIGRATION_VERSION: version})
+            self._score.record((value,), {sc.MIGRATION_NAME: migration, sc.MIGRATION_VERSION: version})
 
-    def _add(self, migration: str, version: str, kind: str, bucket: int, element: int) -> None:
+    def _add(
+        self, migration: str, version: str, kind: str, bucket: int, hashes: npt.NDArray[np.uint64]
+    ) -> None:
+        if hashes.size == 0:
+            return
         key = (migration, version, kind, bucket)
         found = self._sketches.get(key)
         if found is None:
@@ -175,7 +193,7 @@ class FleetState:
                 return
             found = (HyperLogLog(), True)
         sketch = found[0]
-        sketch.add(element)
+        sketch.add_many(hashes)
         self._sketches[key] = (sketch, True)
 
     def set_logger(self, logger: Logger | None) -> None:

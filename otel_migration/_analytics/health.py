@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
+from .._core.batch import CallBatch
 from .._core.config import AnalyticsSettings
 from .._core.instruments import Measured, observer
-from .._core.records import CallRecord, Record
+from .._core.records import Record
 from .anomaly import Anomaly, count_floor, latency_floor, rate_floor, robust_z
 from .leak import LeakReport, detect_leak, memory_limit
 from .trend import ErrorTrend, error_trend
@@ -120,25 +122,36 @@ class _Minutes:
         self.ok_seconds = np.zeros(MINUTES, dtype=np.float64)
         self.categories: list[dict[str, int]] = [{} for _ in range(MINUTES)]
 
-    def add(self, minute: int, record: CallRecord, slo_s: float) -> None:
-        slot = minute % MINUTES
-        if self.ids[slot] != minute:
-            if self.ids[slot] > minute:
-                return
-            self.ids[slot] = minute
-            self.requests[slot] = self.errors[slot] = self.slow[slot] = self.ok[slot] = 0
-            self.ok_seconds[slot] = 0.0
-            self.categories[slot] = {}
-        self.requests[slot] += 1
-        if record.outcome == sc.OUTCOME_ERROR:
-            self.errors[slot] += 1
-            category = record.error_category or "unknown"
-            self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
-        elif record.outcome == sc.OUTCOME_OK:
-            self.ok[slot] += 1
-            self.ok_seconds[slot] += record.duration_s
-        if record.duration_s > slo_s:
-            self.slow[slot] += 1
+    def add_group(
+        self,
+        minutes: npt.NDArray[np.int64],
+        outcome: str,
+        durations: npt.NDArray[np.float64],
+        slo_s: float,
+        categories: list[str] | None,
+    ) -> None:
+        """Calls of one outcome: call i ended in ``minutes[i]`` after ``durations[i]`` (``categories[i]``)."""
+        for minute in np.unique(minutes).tolist():
+            slot = minute % MINUTES
+            if self.ids[slot] != minute:
+                if self.ids[slot] > minute:
+                    continue
+                self.ids[slot] = minute
+                self.requests[slot] = self.errors[slot] = self.slow[slot] = self.ok[slot] = 0
+                self.ok_seconds[slot] = 0.0
+                self.categories[slot] = {}
+            rows = minutes == minute
+            count = int(rows.sum())
+            self.requests[slot] += count
+            if outcome == sc.OUTCOME_ERROR and categories is not None:
+                self.errors[slot] += count
+                counts = self.categories[slot]
+                for row in np.flatnonzero(rows).tolist():
+                    counts[categories[row]] = counts.get(categories[row], 0) + 1
+            elif outcome == sc.OUTCOME_OK:
+                self.ok[slot] += count
+                self.ok_seconds[slot] += float(durations[rows].sum())
+            self.slow[slot] += int((durations[rows] > slo_s).sum())
 
     def series(self, first: int, last: int) -> dict[int, int]:
         """Slot of each minute in [first, last] that has a bucket."""
@@ -213,15 +226,23 @@ class HealthMonitor:
 
     # -- intake (the aggregator thread) -----------------------------------------------------------
     def on_call(self, record: Record) -> None:
-        if not isinstance(record, CallRecord) or record.scope.phase is not None:
-            return
-        minute = int(record.end_time_ns // 60_000_000_000)
-        key = (record.scope.migration, record.scope.version)
-        with self._lock:
-            minutes = self._versions.get(key)
-            if minutes is None:
-                minutes = self._versions[key] = _Minutes()
-            minutes.add(minute, record, self.settings.latency_slo_s)
+        self.on_batch(CallBatch([record]))
+
+    def on_batch(self, batch: CallBatch) -> None:
+        slo = self.settings.latency_slo_s
+        for group in batch.calls:
+            minutes_of = group.end_ns // 60_000_000_000
+            categories = (
+                [r.error_category or "unknown" for r in group.records]
+                if group.outcome == sc.OUTCOME_ERROR
+                else None
+            )
+            with self._lock:
+                key = (group.migration, group.version)
+                minutes = self._versions.get(key)
+                if minutes is None:
+                    minutes = self._versions[key] = _Minutes()
+                minutes.add_group(minutes_of, group.outcome, group.durations, slo, categories)
 
     def tick(self) -> None:
         latest = self._latest

@@ -46,6 +46,17 @@ class HyperLogLog:
         if rank > self.registers[index]:
             self.registers[index] = rank
 
+    def add_many(self, hashes: npt.NDArray[np.uint64]) -> None:
+        """Add many 64-bit hashes at once: the same registers as :meth:`add` on each, in numpy."""
+        if hashes.size == 0:
+            return
+        index = (hashes >> np.uint64(_VALUE_BITS)).astype(np.intp)
+        rest = hashes & np.uint64((1 << _VALUE_BITS) - 1)
+        # bit_length(rest) exactly: rest < 2^52 is exact in a float64, and frexp's exponent is it.
+        bit_length = np.frexp(rest.astype(np.float64))[1]
+        rank = (_VALUE_BITS + 1 - bit_length).astype(np.uint8)
+        np.maximum.at(self.registers, index, rank)
+
     def merge(self, other: HyperLogLog) -> None:
         np.maximum(self.registers, other.registers, out=self.registers)
 

@@ -32,18 +32,10 @@ class Window:
         self.categories: list[dict[str, int]] = [{} for _ in range(count)]
 
     def add(self, t: float, user: int | None, category: str | None, session: int | None = None) -> None:
-        bucket = int(t // self.width)
-        slot = bucket % self.count
-        if self.ids[slot] != bucket:
-            if self.ids[slot] > bucket:
-                return  # older than the window: it already rolled past this call
-            self.ids[slot] = bucket
-            self.requests[slot] = self.errors[slot] = 0
-            for sketches in (self.users, self.error_users, self.sessions):
-                sketch = sketches[slot]
-                if sketch is not None:
-                    sketch.clear()
-            self.categories[slot] = {}
+        """Add one call ending at ``t`` (seconds); a call older than the window is ignored."""
+        slot = self._slot(int(t // self.width))
+        if slot is None:
+            return  # older than the window: it already rolled past this call
         self.requests[slot] += 1
         if user is not None:
             self._sketch(self.users, slot).add(user)
@@ -54,6 +46,59 @@ class Window:
             self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
             if user is not None:
                 self._sketch(self.error_users, slot).add(user)
+
+    def add_group(
+        self,
+        buckets: npt.NDArray[np.int64],
+        *,
+        errors: npt.NDArray[np.bool_] | None = None,
+        categories: list[str | None] | None = None,
+        users: tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None = None,
+        sessions: tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None = None,
+    ) -> None:
+        """Add calls at once: ``buckets[i]`` is call i's bucket (``time // width``), as :meth:`add` per call.
+
+        ``errors`` marks the calls that count as errors (with ``categories[i]`` their category);
+        ``users`` and ``sessions`` are (rows, hashes) of the calls that carry one.
+        """
+        for bucket in np.unique(buckets).tolist():
+            slot = self._slot(bucket)
+            if slot is None:
+                continue
+            rows = buckets == bucket
+            self.requests[slot] += int(rows.sum())
+            error_rows = rows & errors if errors is not None else None
+            if error_rows is not None and categories is not None:
+                self.errors[slot] += int(error_rows.sum())
+                counts = self.categories[slot]
+                for row in np.flatnonzero(error_rows).tolist():
+                    category = categories[row]
+                    if category is not None:
+                        counts[category] = counts.get(category, 0) + 1
+            if users is not None and users[0].size:
+                in_bucket = rows[users[0]]
+                self._sketch(self.users, slot).add_many(users[1][in_bucket])
+                if error_rows is not None:
+                    with_error = in_bucket & error_rows[users[0]]
+                    if with_error.any():
+                        self._sketch(self.error_users, slot).add_many(users[1][with_error])
+            if sessions is not None and sessions[0].size:
+                self._sketch(self.sessions, slot).add_many(sessions[1][rows[sessions[0]]])
+
+    def _slot(self, bucket: int) -> int | None:
+        """The slot of ``bucket``, reset when it held an older bucket; None when the bucket is too old."""
+        slot = bucket % self.count
+        if self.ids[slot] != bucket:
+            if self.ids[slot] > bucket:
+                return None
+            self.ids[slot] = bucket
+            self.requests[slot] = self.errors[slot] = 0
+            for sketches in (self.users, self.error_users, self.sessions):
+                sketch = sketches[slot]
+                if sketch is not None:
+                    sketch.clear()
+            self.categories[slot] = {}
+        return slot
 
     @staticmethod
     def _sketch(sketches: list[HyperLogLog | None], slot: int) -> HyperLogLog:
@@ -104,6 +149,23 @@ class Ring:
         self.values[self.next] = value
         self.next = (self.next + 1) % self.values.size
         self.size = min(self.size + 1, self.values.size)
+
+    def add_many(self, values: npt.NDArray[np.float64]) -> None:
+        """Add ``values`` in order, as :meth:`add` on each (only the last ``capacity`` can stay)."""
+        capacity = self.values.size
+        if values.size >= capacity:
+            self.values[:] = values[-capacity:]
+            self.next, self.size = 0, capacity
+            return
+        end = self.next + values.size
+        if end <= capacity:
+            self.values[self.next : end] = values
+        else:
+            split = capacity - self.next
+            self.values[self.next :] = values[:split]
+            self.values[: end - capacity] = values[split:]
+        self.next = end % capacity
+        self.size = min(self.size + values.size, capacity)
 
     def samples(self) -> npt.NDArray[np.float64]:
         return self.values[: self.size].copy()

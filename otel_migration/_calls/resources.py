@@ -35,6 +35,8 @@ from typing import Any, Final, TypeVar
 from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
+from .._core.batch import CallBatch
+from .._core.histograms import HistogramSet
 from .._core.inflight import InFlightCounts
 from .._core.instruments import Measured, observer
 from .._core.records import CallRecord, Record
@@ -183,27 +185,28 @@ _KEY_NAMES: Final = (sc.MIGRATION_NAME, sc.MIGRATION_OPERATION, sc.MIGRATION_VER
 class ResourceMetrics:
     """A call listener and the instruments of this module: CPU, memory, in flight, stream timing."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, histograms: HistogramSet | None = None) -> None:
+        histograms = histograms or HistogramSet(meter, owned=False)
         self.in_flight = InFlightCounts()
         self._memory: dict[tuple[str, str, str], int] = {}
         self._attributes: dict[tuple[str, ...], dict[str, str]] = {}
-        self._cpu = meter.create_histogram(
+        self._cpu = histograms.explicit(
             sc.METRIC_CPU_TIME,
-            unit="s",
-            description="Thread CPU time of versioned calls (coroutines: of their steps).",
-            explicit_bucket_boundaries_advisory=list(sc.CPU_BUCKETS),
+            "s",
+            "Thread CPU time of versioned calls (coroutines: of their steps).",
+            sc.CPU_BUCKETS,
         )
-        self._first_item = meter.create_histogram(
+        self._first_item = histograms.explicit(
             sc.METRIC_STREAM_TIME_TO_FIRST_ITEM,
-            unit="s",
-            description="Streamed versioned calls (generators): time to the first item.",
-            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+            "s",
+            "Streamed versioned calls (generators): time to the first item.",
+            sc.DURATION_BUCKETS,
         )
-        self._stream_duration = meter.create_histogram(
+        self._stream_duration = histograms.explicit(
             sc.METRIC_STREAM_DURATION,
-            unit="s",
-            description="Streamed versioned calls (generators): time to exhaustion.",
-            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+            "s",
+            "Streamed versioned calls (generators): time to exhaustion.",
+            sc.DURATION_BUCKETS,
         )
         meter.create_observable_up_down_counter(
             sc.METRIC_CALLS_IN_FLIGHT,
@@ -229,20 +232,24 @@ class ResourceMetrics:
         return attrs
 
     def on_call(self, record: Record) -> None:
-        """Record the measured resources of a finished versioned call (not of its phases)."""
-        if not isinstance(record, CallRecord) or record.scope.phase is not None:
-            return
-        scope = record.scope
-        key = (scope.migration, scope.operation, scope.version)
-        if record.cpu_time_s is not None:
-            self._cpu.record(record.cpu_time_s, self._attrs(key, record.outcome))
-        if record.memory_delta_bytes is not None:
-            self._memory[key] = self._memory.get(key, 0) + record.memory_delta_bytes
-        if record.streamed:
-            attrs = self._attrs(key, record.outcome)
-            if record.time_to_first_item_s is not None and record.time_to_first_item_s > 0:
-                self._first_item.record(record.time_to_first_item_s, attrs)
-            self._stream_duration.record(record.duration_s, attrs)
+        self.on_batch(CallBatch([record]))
+
+    def on_batch(self, batch: CallBatch) -> None:
+        """Record the measured resources of finished versioned calls (not of their phases)."""
+        for group in batch.calls:
+            key = (group.migration, group.operation, group.version)
+            cpu = group.cpu
+            if cpu.size:
+                self._cpu.record(cpu, self._attrs(key, group.outcome))
+            memory = [m for r in group.records if (m := r.memory_delta_bytes) is not None]
+            if memory:
+                self._memory[key] = self._memory.get(key, 0) + sum(memory)
+            streamed = [r for r in group.records if r.streamed]
+            if streamed:
+                attrs = self._attrs(key, group.outcome)
+                first = [t for r in streamed if (t := r.time_to_first_item_s) is not None and t > 0]
+                self._first_item.record(first, attrs)
+                self._stream_duration.record([r.duration_s for r in streamed], attrs)
 
     def _read_in_flight(self) -> Measured:
         return [(count, self._attrs(key)) for key, count in self.in_flight.items()]

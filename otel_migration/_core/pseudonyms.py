@@ -21,7 +21,7 @@ from typing import Final
 
 from .config import Settings
 
-__all__ = ["Pseudonymizer"]
+__all__ = ["Pseudonymizer", "subject_hash"]
 
 _PROCESS_KEY: Final = secrets.token_bytes(32)
 
@@ -48,3 +48,13 @@ class Pseudonymizer:
 
 #: Used while nothing is configured.
 DEFAULT: Final = Pseudonymizer()
+
+
+def subject_hash(pseudonym: str) -> int:
+    """A 64-bit hash of a subject: the pseudonym itself when it is one, else blake2b of the raw id."""
+    if len(pseudonym) == 16:
+        try:
+            return int(pseudonym, 16)
+        except ValueError:
+            pass
+    return int.from_bytes(hashlib.blake2b(pseudonym.encode(), digest_size=8).digest(), "big")

@@ -4,10 +4,12 @@ Why not call ``Counter.add`` and ``Histogram.record`` on every call, as hand-wri
 does? With opentelemetry-sdk 1.45 those two calls cost about half as much again as the span itself
 (attribute cleaning and hashing on every measurement). Here the call path only appends a finished
 :class:`CallRecord` to a queue. A background thread (and every metric collection, so nothing is
-stale when the reader exports) drains the queue: it keeps exact cumulative request and error counts,
-reported through observable counters, feeds durations to an SDK histogram (so users' Views and
-bucket advice still apply), and hands each record to the registered listeners (the analytics
-processors). Counts therefore come from every call, whether or not its span was sampled.
+stale when the reader exports) drains the queue in chunks: each chunk is grouped once
+(:class:`CallBatch`), exact cumulative request and error counts are kept per group and reported
+through observable counters, durations go to batch histograms (``histograms.py``: one numpy
+bucketing per group instead of an SDK ``record`` per call), and the batch goes to the registered
+listeners (the analytics processors), which aggregate it with numpy too. Counts therefore come from
+every call, whether or not its span was sampled.
 
 Limits: the queue is bounded by ``max_queue_size``; past it a record is dropped, counted in
 ``migration.telemetry.dropped`` and logged once, never silently lost. The aggregator thread is the
@@ -36,8 +38,10 @@ from opentelemetry.metrics import Meter
 
 from . import process
 from . import semconv as sc
+from .batch import CallBatch
+from .histograms import HistogramSet
 from .instruments import Measured, items_under, observer
-from .records import CallListener, CallRecord, Record
+from .records import CallListener, Record
 
 __all__ = ["CallRecorder"]
 
@@ -57,7 +61,14 @@ _PhaseKey = tuple[str, str, str, str, str]  # migration, operation, version, pha
 class CallRecorder:
     """The queue, its drain, and the instruments the drained records feed."""
 
-    def __init__(self, meter: Meter, *, max_queue_size: int, listeners: Iterable[CallListener] = ()) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        max_queue_size: int,
+        listeners: Iterable[CallListener] = (),
+        histograms: HistogramSet | None = None,
+    ) -> None:
         self._max_queue_size = max_queue_size
         self._queue: deque[Record] = deque()
         self._listeners: tuple[CallListener, ...] = tuple(listeners)
@@ -94,17 +105,15 @@ class CallRecorder:
             unit="{call}",
             description="Finished calls not aggregated because the in-process queue was full.",
         )
-        self._duration = meter.create_histogram(
-            sc.METRIC_DURATION,
-            unit="s",
-            description="Duration of versioned calls.",
-            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        histograms = histograms or HistogramSet(meter, owned=False)
+        self._duration = histograms.explicit(
+            sc.METRIC_DURATION, "s", "Duration of versioned calls.", sc.DURATION_BUCKETS
         )
-        self._phase_duration = meter.create_histogram(
+        self._phase_duration = histograms.explicit(
             sc.METRIC_PHASE_DURATION,
-            unit="s",
-            description="Duration of pipeline phases inside versioned calls.",
-            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+            "s",
+            "Duration of pipeline phases inside versioned calls.",
+            sc.DURATION_BUCKETS,
         )
         weak_reinit = weakref.WeakMethod(self._reinit_after_fork)
         os.register_at_fork(after_in_child=lambda: (method := weak_reinit()) is not None and method())
@@ -190,42 +199,48 @@ class CallRecorder:
         try:
             with process.busy():
                 queue = self._queue
+                records: list[Record] = []
                 for _ in range(size):
                     try:
-                        record = queue.popleft()
+                        records.append(queue.popleft())
                     except IndexError:
-                        return True
+                        break
+                if records:
                     try:
-                        self._aggregate(record)
+                        self._aggregate(CallBatch(records))
                     except Exception:  # pragma: no cover - defensive: an SDK or listener bug
-                        _logger.exception("otel-migration: failed to aggregate a call record")
+                        _logger.exception("otel-migration: failed to aggregate %d call records", len(records))
         finally:
             self._drain_owner = None
             lock.release()
         return deadline is None or not deadline.expired
 
-    def _aggregate(self, record: Record) -> None:
-        if isinstance(record, CallRecord):  # LLM records are the listeners' alone
-            self._count(record)
+    def _aggregate(self, batch: CallBatch) -> None:
+        self._count(batch)
         for listener in self._listeners:
             try:
-                listener.on_call(record)
+                on_batch = getattr(listener, "on_batch", None)
+                if on_batch is not None:
+                    on_batch(batch)
+                else:
+                    for record in batch.records:
+                        listener.on_call(record)
             except Exception:
                 _logger.exception("otel-migration: listener %r failed", listener)
 
-    def _count(self, record: CallRecord) -> None:
-        scope = record.scope
-        if scope.phase is not None:
-            phase_key = (scope.migration, scope.operation, scope.version, scope.phase, record.outcome)
-            self._phase_duration.record(record.duration_s, self._attrs_for(phase_key, _PHASE_NAMES))
-            return
-        key = (scope.migration, scope.operation, scope.version, record.outcome)
-        self._requests[key] = self._requests.get(key, 0) + 1
-        self._duration.record(record.duration_s, self._attrs_for(key, _REQUEST_NAMES))
-        if record.error_type is not None:
-            category = record.error_category or "unknown"
-            error_key = (scope.migration, scope.operation, scope.version, record.error_type, category)
-            self._errors[error_key] = self._errors.get(error_key, 0) + 1
+    def _count(self, batch: CallBatch) -> None:
+        for phase in batch.phases:
+            self._phase_duration.record(phase.durations, self._attrs_for(phase.key, _PHASE_NAMES))
+        for group in batch.calls:
+            key = (group.migration, group.operation, group.version, group.outcome)
+            self._requests[key] = self._requests.get(key, 0) + group.size
+            self._duration.record(group.durations, self._attrs_for(key, _REQUEST_NAMES))
+            if group.outcome == sc.OUTCOME_ERROR:
+                for record in group.records:
+                    if record.error_type is not None:
+                        category = record.error_category or "unknown"
+                        error_key = (*key[:3], record.error_type, category)
+                        self._errors[error_key] = self._errors.get(error_key, 0) + 1
 
     def _attrs_for(self, key: tuple[str, ...], names: tuple[str, ...]) -> dict[str, str]:
         by_key = self._attributes.setdefault(names, {})

@@ -11,7 +11,6 @@ its own enter attached.
 
 from __future__ import annotations
 
-import hashlib
 from types import TracebackType
 
 from opentelemetry import context as otel_context
@@ -19,7 +18,7 @@ from opentelemetry import context as otel_context
 from .context import Subject, subject_context
 from .lifecycle import OwnedStack
 from .limits import clean
-from .pseudonyms import DEFAULT
+from .pseudonyms import DEFAULT, subject_hash
 from .runtime import active
 
 __all__ = ["pseudonymize", "subject", "subject_hash"]
@@ -34,16 +33,6 @@ def pseudonymize(subject_id: object) -> str:
     pseudonymizer = telemetry.pseudonymizer if telemetry is not None else DEFAULT
     # Bounded and cleaned: with export_subject_ids the raw id is what leaves the process.
     return clean(pseudonymizer.pseudonym(str(subject_id)))
-
-
-def subject_hash(pseudonym: str) -> int:
-    """A 64-bit hash of a subject: the pseudonym itself when it is one, else blake2b of the raw id."""
-    if len(pseudonym) == 16:
-        try:
-            return int(pseudonym, 16)
-        except ValueError:
-            pass
-    return int.from_bytes(hashlib.blake2b(pseudonym.encode(), digest_size=8).digest(), "big")
 
 
 class subject:

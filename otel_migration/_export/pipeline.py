@@ -19,7 +19,8 @@ waits up to 30 s per provider on a dead collector); the set-up registers one bou
 instead. After ``os.fork`` a child's cumulative metrics must start from zero (it is a new
 instance; the parent exports its own), which the SDK does not do: :func:`reset_metric_state`
 clears its storage. A pre-fork master that forked workers and served no call itself is not an
-instance: our metric exporter skips its exports (:class:`InstanceMetricExporter`).
+instance: our metric exporter skips its exports (:class:`MigrationMetricExporter`), which also adds
+the histograms we aggregate in batches.
 """
 
 from __future__ import annotations
@@ -34,23 +35,30 @@ from typing import Any, TypeVar
 
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Histogram as SdkHistogram
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     ConsoleMetricExporter,
+    Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
     PeriodicExportingMetricReader,
+    ResourceMetrics,
+    ScopeMetrics,
 )
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TracerProvider
 
 from .._core import process
 from .._core.config import Settings
+from .._core.lifecycle import log_once
 from .._core.providers import Providers, global_logger_provider, global_meter_provider, global_tracer_provider
 from .._core.resource import resource_attributes
 from .._core.semconv import SERVICE_INSTANCE_ID
@@ -58,7 +66,14 @@ from .file import JsonLinesMetricExporter, JsonLinesSpanExporter
 from .health import CountingMetricExporter, CountingSpanExporter
 from .logs import build_logger_provider
 
-__all__ = ["InstanceMetricExporter", "build_providers", "exporter_choice", "reset_metric_state"]
+__all__ = [
+    "MigrationMetricExporter",
+    "build_providers",
+    "exporter_choice",
+    "exporting_through_us",
+    "provider_resource",
+    "reset_metric_state",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -170,12 +185,19 @@ def _destination(choice: str, settings: Settings, env: Mapping[str, str]) -> str
     return "nowhere (exporter = none)"
 
 
-class InstanceMetricExporter(MetricExporter):
-    """Exports only from a process that is an instance: not from a pre-fork master serving nothing.
+class MigrationMetricExporter(MetricExporter):
+    """The metric exporter of every pipeline we build; an application may wrap its own in it too.
 
-    A gunicorn master that imported the application (``--preload``) and forked its workers would
-    otherwise report itself every interval as one more instance of the service, with zeroed or
-    stale series. Once it serves a call itself it exports again (cumulative: nothing is lost).
+    Two jobs on the way to the wrapped exporter:
+
+    - **Only instances export.** A gunicorn master that imported the application (``--preload``)
+      and forked its workers would otherwise report itself every interval as one more instance of
+      the service, with zeroed or stale series. Once it serves a call itself it exports again
+      (cumulative: nothing is lost).
+    - **It adds the histograms we aggregate in batches** (``_core/histograms.py``): when the
+      MeterProvider's only reader exports through this exporter, the set-up binds the provider's
+      :class:`HistogramSet` here and each export carries its points, in the temporality the wrapped
+      exporter prefers for histograms, in the instrumentation scope of our other instruments.
     """
 
     def __init__(self, exporter: MetricExporter) -> None:
@@ -184,19 +206,94 @@ class InstanceMetricExporter(MetricExporter):
             preferred_aggregation=exporter._preferred_aggregation,
         )
         self._exporter = exporter
+        self._histograms: Callable[[bool], Sequence[Metric]] | None = None
+        self._scope: InstrumentationScope | None = None
+        self._resource: Resource | None = None
+        self._delta = any(
+            isinstance(kind, type)
+            and issubclass(kind, SdkHistogram)
+            and temporality is AggregationTemporality.DELTA
+            for kind, temporality in (exporter._preferred_temporality or {}).items()
+        )
+
+    def bind(
+        self, histograms: Callable[[bool], Sequence[Metric]], scope: InstrumentationScope, resource: Resource
+    ) -> None:
+        """Add ``histograms(delta)`` to every export from now on, under ``scope`` and ``resource``."""
+        self._histograms, self._scope, self._resource = histograms, scope, resource
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
         if not process.exports_as_instance():
             return MetricExportResult.SUCCESS
+        if self._histograms is not None:
+            try:
+                metrics_data = self._with_histograms(metrics_data, list(self._histograms(self._delta)))
+            except Exception:
+                log_once("histograms", "otel-migration: could not add the batch histograms to an export")
         return self._exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def _with_histograms(self, data: MetricsData, extra: list[Metric]) -> MetricsData:
+        if not extra:
+            return data
+        assert self._scope is not None and self._resource is not None
+        resources = list(data.resource_metrics)
+        if not resources:
+            return MetricsData([ResourceMetrics(self._resource, [ScopeMetrics(self._scope, extra, "")], "")])
+        first = resources[0]
+        scopes = list(first.scope_metrics)
+        for position, scope_metrics in enumerate(scopes):
+            if scope_metrics.scope.name == self._scope.name:
+                scopes[position] = ScopeMetrics(
+                    scope_metrics.scope, [*scope_metrics.metrics, *extra], scope_metrics.schema_url
+                )
+                break
+        else:
+            scopes.append(ScopeMetrics(self._scope, extra, ""))
+        resources[0] = ResourceMetrics(first.resource, scopes, first.schema_url)
+        return MetricsData(resources)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._exporter.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def exporting_through_us(meter_provider: MeterProvider) -> tuple[bool, MigrationMetricExporter | None]:
+    """Whether the batch histograms of ``meter_provider`` can be ours, and the exporter to bind them to.
+
+    Ours when the provider has no reader (nothing is exported, so nothing is lost) or exactly one,
+    a periodic reader exporting through :class:`MigrationMetricExporter`. The SDK has no public way
+    to list a provider's readers, so this reads its attributes, guarded: anything it does not
+    recognise means "not ours", and the histograms go through the SDK's instruments instead.
+    """
+    try:
+        if not isinstance(meter_provider, SdkMeterProvider):
+            return False, None
+        readers = getattr(meter_provider, "_metric_readers", None)
+        if readers is None:
+            readers = meter_provider._sdk_config.metric_readers  # type: ignore[attr-defined]  # older SDKs
+        readers = list(readers)
+        if not readers:
+            return True, None
+        if len(readers) == 1 and isinstance(readers[0], PeriodicExportingMetricReader):
+            exporter = readers[0]._exporter
+            if isinstance(exporter, MigrationMetricExporter):
+                return True, exporter
+    except Exception:
+        _logger.debug("otel-migration: could not read the MeterProvider's readers", exc_info=True)
+    return False, None
+
+
+def provider_resource(meter_provider: MeterProvider) -> Resource:
+    """The resource of an SDK MeterProvider (for points we add to its exports); empty if unknown."""
+    try:
+        resource = meter_provider._sdk_config.resource  # type: ignore[attr-defined]
+        return resource if isinstance(resource, Resource) else Resource.get_empty()
+    except Exception:
+        return Resource.get_empty()
 
 
 def reset_metric_state(meter_provider: MeterProvider, scope: str | None = None) -> int:
@@ -265,7 +362,7 @@ def build_providers(
         metric_exporter = _metric_exporter(choice, settings, env)
         counted_metrics = CountingMetricExporter(metric_exporter) if metric_exporter is not None else None
         readers = (
-            [PeriodicExportingMetricReader(InstanceMetricExporter(counted_metrics))]
+            [PeriodicExportingMetricReader(MigrationMetricExporter(counted_metrics))]
             if counted_metrics is not None
             else []
         )
