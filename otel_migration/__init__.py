@@ -52,7 +52,16 @@ from ._llm.tools import Tool, ToolRun, tool
 from ._report import report
 from ._rollouts.experiment import ExperimentResult, experiment
 from ._rollouts.rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
-from ._setup import configure, force_flush, guard, on_budget, shutdown, snapshot
+from ._setup import (
+    configure,
+    force_flush,
+    guard,
+    metric_exporter,
+    metric_views,
+    on_budget,
+    shutdown,
+    snapshot,
+)
 from .version import __version__
 
 # The composition root hands the core its builder, for attaching lazily to an application's own
@@ -72,6 +81,8 @@ __all__ = [
     "configure",
     "force_flush",
     "load_settings",
+    "metric_exporter",
+    "metric_views",
     "shutdown",
     # extending: listeners see every finished call, off the call path
     "CallListener",

@@ -35,6 +35,8 @@ from typing import Any, Final
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TracerProvider
@@ -57,7 +59,13 @@ from ._core.providers import Providers, global_meter_provider, global_tracer_pro
 from ._core.recorder import CallRecorder
 from ._core.runtime import Telemetry
 from ._events import Events
-from ._export.pipeline import build_providers, exporting_through_us, provider_resource, reset_metric_state
+from ._export.pipeline import (
+    MigrationMetricExporter,
+    build_providers,
+    exporting_through_us,
+    provider_resource,
+    reset_metric_state,
+)
 from ._llm.agent_metrics import AgentMetrics
 from ._llm.budgets import BudgetEvent, Budgets
 from ._llm.enrich import LLMSpanEnricher
@@ -147,6 +155,27 @@ def _aggregators_for(meter_provider: MeterProvider, settings: Settings) -> _Aggr
             )
             _aggregators[meter_provider] = found
     return found
+
+
+def metric_exporter(exporter: MetricExporter) -> MetricExporter:
+    """Wrap the metric exporter of your own MeterProvider so our histograms take the batch path.
+
+    Attached to an application's MeterProvider whose only reader is a periodic reader exporting
+    through this wrapper, the histograms of versioned calls (durations, CPU, the fleet state) are
+    aggregated a drained chunk at a time and added to each export, rather than recorded one value
+    at a time through the SDK; a pre-fork master that served no call does not export. Exports
+    pass to ``exporter`` otherwise unchanged. Wrap before building the MeterProvider, then
+    ``configure(meter_provider=...)``.
+    """
+    return MigrationMetricExporter(exporter)
+
+
+def metric_views() -> list[View]:
+    """Views for your own MeterProvider when its exports do not go through :func:`metric_exporter`.
+
+    They make the fleet state's histograms base-2 exponential, as the collector component needs.
+    """
+    return fleet_views()
 
 
 def _histograms_for(meter_provider: MeterProvider, meter: Meter) -> HistogramSet:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 from collections.abc import Awaitable, Generator
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 from opentelemetry.metrics import Meter
 
@@ -39,84 +39,53 @@ from .._core.batch import CallBatch
 from .._core.histograms import HistogramSet
 from .._core.inflight import InFlightCounts
 from .._core.instruments import Measured, observer
-from .._core.records import CallRecord, Record
+from .._core.records import Record
 from .._core.runtime import Telemetry
 
-__all__ = ["CallUsage", "ResourceMetrics", "begin_usage", "stepped"]
+__all__ = ["CpuMeter", "ResourceMetrics", "UsagePlan", "stepped", "traced_memory", "usage_plan"]
 
 T = TypeVar("T")
 _thread_time_ns: Final = time.thread_time_ns
 
 
-class CallUsage:
-    """The resources of one call in flight: CPU accumulated over its active spans, memory, timing."""
+class UsagePlan(NamedTuple):
+    """What a configuration measures per versioned call; looked up once per telemetry, not per call."""
 
-    __slots__ = (
-        "_cpu_from",
-        "_first_item_ns",
-        "_in_flight",
-        "_key",
-        "_memory_from",
-        "cpu",
-        "cpu_ns",
-        "is_stepped",
-        "streamed",
+    cpu: bool
+    memory: bool
+    in_flight: InFlightCounts | None
+
+
+_NO_PLAN: Final = UsagePlan(False, False, None)
+_last_plan: tuple[Telemetry | None, UsagePlan] = (None, _NO_PLAN)
+
+
+def usage_plan(telemetry: Telemetry) -> UsagePlan:
+    """The measurements of ``telemetry``'s versioned calls (cached for the telemetry in effect)."""
+    global _last_plan
+    cached_for, plan = _last_plan
+    if cached_for is telemetry:
+        return plan
+    settings = telemetry.settings
+    metrics = telemetry.find(ResourceMetrics)
+    plan = UsagePlan(
+        settings.measure_cpu, settings.measure_memory, metrics.in_flight if metrics is not None else None
     )
+    if plan.memory and not tracemalloc.is_tracing():
+        tracemalloc.start()
+    _last_plan = (telemetry, plan)
+    return plan
 
-    def __init__(
-        self, cpu: bool, memory: bool, in_flight: InFlightCounts | None, key: tuple[str, ...]
-    ) -> None:
-        self.cpu = cpu
-        self.cpu_ns = 0
-        self._cpu_from = 0
-        self.is_stepped = False
-        self.streamed = False
-        self._first_item_ns = 0
-        self._memory_from = tracemalloc.get_traced_memory()[0] if memory and tracemalloc.is_tracing() else -1
-        self._in_flight = in_flight
-        self._key = key
-        if in_flight is not None:
-            in_flight.enter(key)
 
-    def resume(self) -> None:
-        """The call's code runs on this thread from now (a sync call starts, a generator steps)."""
-        if self.cpu and not self.is_stepped:
-            self._cpu_from = _thread_time_ns()
+def traced_memory() -> int:
+    """Bytes tracemalloc traces now, or -1 when it is not tracing."""
+    return tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else -1
 
-    def pause(self) -> None:
-        if self._cpu_from:
-            self.cpu_ns += _thread_time_ns() - self._cpu_from
-            self._cpu_from = 0
 
-    def stepped(self, awaitable: Awaitable[T]) -> Awaitable[T]:
-        """Measure ``awaitable`` step by step from now on (the call is a coroutine or async generator)."""
-        if not self.cpu:
-            return awaitable
-        self.is_stepped = True
-        self._cpu_from = 0  # a resume before the await would charge the loop's other tasks
-        return _Stepped(awaitable, self)
+class CpuMeter(Protocol):
+    """What :func:`stepped` adds each step's CPU to (a versioned call in flight)."""
 
-    def first_item(self, start_ns: int) -> None:
-        """A generator produced an item; the first one sets the time to first item."""
-        self.streamed = True
-        if not self._first_item_ns:
-            self._first_item_ns = max(time.perf_counter_ns() - start_ns, 1)
-
-    def end(self) -> None:
-        """The call is no longer in flight (called once, when it finishes)."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            in_flight.exit(self._key)
-
-    def fill(self, record: CallRecord) -> None:
-        """Put what was measured on the call's record."""
-        if self.cpu:
-            record.cpu_time_s = self.cpu_ns / 1e9
-        if self._memory_from >= 0 and tracemalloc.is_tracing():
-            record.memory_delta_bytes = tracemalloc.get_traced_memory()[0] - self._memory_from
-        if self.streamed:
-            record.streamed = True
-            record.time_to_first_item_s = self._first_item_ns / 1e9
+    cpu_ns: int
 
 
 class _Stepped:
@@ -124,7 +93,7 @@ class _Stepped:
 
     __slots__ = ("_awaitable", "_usage")
 
-    def __init__(self, awaitable: Awaitable[Any], usage: CallUsage) -> None:
+    def __init__(self, awaitable: Awaitable[Any], usage: CpuMeter) -> None:
         self._awaitable = awaitable
         self._usage = usage
 
@@ -156,27 +125,9 @@ class _Stepped:
                 to_throw = exc
 
 
-def stepped(awaitable: Awaitable[T], usage: CallUsage | None) -> Awaitable[T]:
-    """``awaitable`` measured step by step into ``usage``; unchanged when nothing is measured."""
-    return awaitable if usage is None else usage.stepped(awaitable)
-
-
-def begin_usage(
-    telemetry: Telemetry, migration: str, operation: str, version: str, *, call: bool
-) -> CallUsage | None:
-    """Start measuring a versioned call; None for a phase (nothing reads its resources) or when off."""
-    if not call:
-        return None
-    settings = telemetry.settings
-    metrics = telemetry.find(ResourceMetrics)
-    in_flight = metrics.in_flight if metrics is not None else None
-    if not settings.measure_cpu and not settings.measure_memory and in_flight is None:
-        return None
-    if settings.measure_memory and not tracemalloc.is_tracing():
-        tracemalloc.start()
-    return CallUsage(
-        settings.measure_cpu, settings.measure_memory, in_flight, (migration, operation, version)
-    )
+def stepped(awaitable: Awaitable[T], usage: CpuMeter) -> Awaitable[T]:
+    """``awaitable`` run step by step, each step's thread CPU added to ``usage.cpu_ns``."""
+    return _Stepped(awaitable, usage)
 
 
 _KEY_NAMES: Final = (sc.MIGRATION_NAME, sc.MIGRATION_OPERATION, sc.MIGRATION_VERSION)

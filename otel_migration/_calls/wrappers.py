@@ -29,16 +29,20 @@ from .._core import runtime as _runtime
 from .._core import semconv as sc
 from .._core.categories import error_type
 from .._core.context import Scope, Subject, current_scope, current_subject, scope_context
+from .._core.inflight import InFlightCounts
 from .._core.lifecycle import InFlight, log_once, reentry
 from .._core.records import CallRecord
 from .._core.runtime import Telemetry
-from .resources import CallUsage, begin_usage, stepped
+from .resources import stepped, traced_memory, usage_plan
 
 __all__ = ["ActiveCall", "CallSpec", "make_wrapper", "start_call"]
 
 KIND_CALL: Final = "call"
 KIND_PHASE: Final = "phase"
 KIND_UNVERSIONED_PHASE: Final = "phase-unversioned"  # a span only: no version to count it under
+_perf_counter_ns: Final = time.perf_counter_ns
+_thread_time_ns: Final = time.thread_time_ns
+_time_ns: Final = time.time_ns
 
 
 class CallSpec:
@@ -83,9 +87,26 @@ class CallSpec:
 
 
 class ActiveCall(InFlight):
-    """A versioned call or phase in flight (see :class:`InFlight` for the lifecycle)."""
+    """A versioned call or phase in flight (see :class:`InFlight` for the lifecycle).
 
-    __slots__ = ("kind", "scope", "usage")
+    It also carries what the call costs (``_calls/resources.py`` says how each is measured): the
+    thread CPU of its active spans, the traced memory at its start (opt-in), its slot in the
+    in-flight count, and when a generator produced its first item. These are fields here rather
+    than a second object, because every attribute lookup and call on this path is paid per call.
+    """
+
+    __slots__ = (
+        "_cpu_from",
+        "_first_item_ns",
+        "_in_flight",
+        "_memory_from",
+        "cpu",
+        "cpu_ns",
+        "is_stepped",
+        "kind",
+        "scope",
+        "streamed",
+    )
 
     def __init__(
         self,
@@ -95,32 +116,54 @@ class ActiveCall(InFlight):
         span: Span,
         context: otel_context.Context,
     ) -> None:
-        super().__init__(telemetry, span, context)
-        self.scope = scope
-        self.kind = kind
-        self.usage: CallUsage | None = None
-        if kind != KIND_UNVERSIONED_PHASE:  # resources: CPU, memory, in flight (_calls/resources.py)
-            self.usage = begin_usage(
-                telemetry, scope.migration, scope.operation, scope.version, call=kind == KIND_CALL
-            )
+        # InFlight's fields, set here rather than through super().__init__: one call less per call.
+        self.telemetry, self.span, self.context = telemetry, span, context
+        self._token: object | None = None
+        self._finished = False
+        self.scope, self.kind = scope, kind
+        self.cpu_ns = self._cpu_from = self._first_item_ns = 0
+        self.is_stepped = self.streamed = self.cpu = False
+        self._memory_from = -1
+        self._in_flight: InFlightCounts | None = None
+        if kind == KIND_CALL:  # a phase's resources are its call's; nothing reads them per phase
+            plan = usage_plan(telemetry)
+            self.cpu = plan.cpu
+            if plan.memory:
+                self._memory_from = traced_memory()
+            if plan.in_flight is not None:
+                plan.in_flight.enter((scope.migration, scope.operation, scope.version))
+                self._in_flight = plan.in_flight
+        self.start_ns = _perf_counter_ns()
 
     def activate(self) -> None:
-        super().activate()
-        if self.usage is not None:
-            self.usage.resume()
+        """Make the call's context current, and count this thread's CPU from now (unless stepped)."""
+        if self._token is None and self.context is not None:
+            try:
+                self._token = otel_context.attach(self.context)
+            except Exception:
+                log_once("attach", "otel-migration: could not make the span current")
+        if self.cpu and not self.is_stepped:
+            self._cpu_from = _thread_time_ns()
 
     def deactivate(self) -> None:
-        if self.usage is not None:
-            self.usage.pause()
+        if self._cpu_from:
+            self.cpu_ns += _thread_time_ns() - self._cpu_from
+            self._cpu_from = 0
         super().deactivate()
 
     def stepped(self, awaitable: Any) -> Any:
         """``awaitable`` with its CPU measured per step (a coroutine's or async generator's work)."""
-        return stepped(awaitable, self.usage)
+        if not self.cpu:
+            return awaitable
+        self.is_stepped = True
+        self._cpu_from = 0  # a resume before the await would charge the loop's other tasks
+        return stepped(awaitable, self)
 
     def first_item(self) -> None:
-        if self.usage is not None:
-            self.usage.first_item(self.start_ns)
+        """A generator produced an item; the first one sets the time to first item."""
+        self.streamed = True
+        if not self._first_item_ns:
+            self._first_item_ns = max(_perf_counter_ns() - self.start_ns, 1)
 
     def close(self, exc: BaseException | None) -> None:
         """Leave the call's context, then finish it."""
@@ -129,10 +172,12 @@ class ActiveCall(InFlight):
 
     def finish(self, exc: BaseException | None) -> None:
         """End the span and queue the record; never raises. A broken span still leaves the call counted."""
-        if not self.claim_finish():
+        if self._finished:
             return
-        if self.usage is not None:
-            self.usage.end()
+        self._finished = True
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.exit((self.scope.migration, self.scope.operation, self.scope.version))
         entered = reentry.enter()
         try:
             self._finish(exc)
@@ -141,38 +186,57 @@ class ActiveCall(InFlight):
                 reentry.exit()
 
     def _finish(self, exc: BaseException | None) -> None:
-        try:
-            duration_s = self.elapsed_s()
-            err_type = category = None
-            if exc is None or isinstance(exc, GeneratorExit):
-                outcome = sc.OUTCOME_OK
-            elif isinstance(exc, Exception):
-                outcome = sc.OUTCOME_ERROR
-                err_type = error_type(exc)
-                category = self.telemetry.classifier.categorize(exc)
-            else:
-                outcome = sc.OUTCOME_CANCELLED
-        except Exception:
-            log_once("classify", "otel-migration: failed to classify a call's outcome")
-            return
-        self._end_span(exc, outcome, err_type, category)
+        duration_s = (_perf_counter_ns() - self.start_ns) / 1e9
+        err_type = category = None
+        if exc is None:
+            outcome = sc.OUTCOME_OK
+            span = self.span
+            try:
+                span.end()
+            except Exception:
+                log_once("end", "otel-migration: failed to end a span; the call is still counted")
+        else:
+            try:
+                if isinstance(exc, GeneratorExit):
+                    outcome = sc.OUTCOME_OK
+                elif isinstance(exc, Exception):
+                    outcome = sc.OUTCOME_ERROR
+                    err_type = error_type(exc)
+                    category = self.telemetry.classifier.categorize(exc)
+                else:
+                    outcome = sc.OUTCOME_CANCELLED
+            except Exception:
+                log_once("classify", "otel-migration: failed to classify a call's outcome")
+                return
+            self._end_span(exc, outcome, err_type, category)
         if self.kind == KIND_UNVERSIONED_PHASE:
             return
         try:
-            record = CallRecord(self.scope, outcome, duration_s, time.time_ns(), err_type, category)
-            if self.usage is not None:
-                self.usage.fill(record)
+            record = CallRecord(
+                self.scope,
+                outcome,
+                duration_s,
+                _time_ns(),
+                err_type,
+                category,
+                self.cpu_ns / 1e9 if self.cpu else None,
+            )
+            if self._memory_from >= 0:
+                now = traced_memory()
+                if now >= 0:
+                    record.memory_delta_bytes = now - self._memory_from
+            if self.streamed:
+                record.streamed = True
+                record.time_to_first_item_s = self._first_item_ns / 1e9
             self.telemetry.recorder.submit(record)
         except Exception:
             log_once("submit", "otel-migration: failed to record a call")
 
-    def _end_span(
-        self, exc: BaseException | None, outcome: str, err_type: str | None, category: str | None
-    ) -> None:
+    def _end_span(self, exc: BaseException, outcome: str, err_type: str | None, category: str | None) -> None:
         span = self.span
         try:
             if span.is_recording():
-                if outcome == sc.OUTCOME_ERROR and exc is not None:
+                if outcome == sc.OUTCOME_ERROR:
                     span.set_attributes(
                         {
                             sc.ERROR_TYPE: err_type or "",
@@ -219,33 +283,33 @@ def _start_call(spec: CallSpec | None, phase: str | None) -> ActiveCall | None:
         if telemetry is None or not telemetry.enabled:
             return None
         parent_ctx = otel_context.get_current()
-        parent = current_scope(parent_ctx)
         if spec is not None:
             migration = spec.migration or telemetry.settings.migration
             scope = spec.scope(migration, current_subject(parent_ctx))
             span = _start_span(telemetry, spec.operation, parent_ctx, spec.attributes(migration))
             kind = KIND_CALL
-        elif parent is None:
-            # A phase outside any versioned call: a span with the phase, no version to count it under.
-            assert phase is not None
-            scope = Scope("", "", "", phase)
-            span = _start_span(telemetry, phase, parent_ctx, {sc.MIGRATION_PHASE: phase})
-            kind = KIND_UNVERSIONED_PHASE
         else:
             assert phase is not None
-            scope = parent.with_phase(phase)
-            span = _start_span(
-                telemetry,
-                phase,
-                parent_ctx,
-                {
-                    sc.MIGRATION_NAME: scope.migration,
-                    sc.MIGRATION_OPERATION: scope.operation,
-                    sc.MIGRATION_VERSION: scope.version,
-                    sc.MIGRATION_PHASE: phase,
-                },
-            )
-            kind = KIND_PHASE
+            parent = current_scope(parent_ctx)
+            if parent is None:
+                # A phase outside any versioned call: a span with the phase, no version to count it under.
+                scope = Scope("", "", "", phase)
+                span = _start_span(telemetry, phase, parent_ctx, {sc.MIGRATION_PHASE: phase})
+                kind = KIND_UNVERSIONED_PHASE
+            else:
+                scope = parent.with_phase(phase)
+                span = _start_span(
+                    telemetry,
+                    phase,
+                    parent_ctx,
+                    {
+                        sc.MIGRATION_NAME: scope.migration,
+                        sc.MIGRATION_OPERATION: scope.operation,
+                        sc.MIGRATION_VERSION: scope.version,
+                        sc.MIGRATION_PHASE: phase,
+                    },
+                )
+                kind = KIND_PHASE
         ctx = trace.set_span_in_context(span, parent_ctx)
         if kind != KIND_UNVERSIONED_PHASE:
             ctx = scope_context(scope, ctx)
