@@ -48,11 +48,12 @@ from ._llm.quality import (
     record_quality,
     record_upgrade,
 )
+from ._llm.stats import LLMStats
 from ._llm.tools import Tool, ToolRun, tool
 from ._report import report
 from ._rollouts.experiment import ExperimentResult, experiment
 from ._rollouts.rollout import Decision, Router, kill_rollout, restore_rollout, rollout, set_rollout
-from ._setup import configure, force_flush, guard, on_budget, shutdown, snapshot
+from ._setup import configure, force_flush, guard, llm_stats, on_budget, shutdown, snapshot
 from .version import __version__
 
 # The composition root hands the core its builder, for attaching lazily to an application's own
@@ -100,6 +101,9 @@ __all__ = [
     "BudgetExceeded",
     "on_budget",
     "record_llm_call",
+    # reading what LLM calls came to: calls, cost and quality per migration, version and tier
+    "LLMStats",
+    "llm_stats",
     # tools and agents
     "Agent",
     "AgentLoop",

@@ -197,6 +197,20 @@ class LLMMetrics:
             for (provider, token_type), n in items_under(self._lock, self.clamped)
         ]
 
+    def totals_by_tier(self) -> dict[tuple[str, str, str], tuple[int, int, float]]:
+        """(calls, failed calls, USD) per (migration, version, tier), over phases, providers and models."""
+        with self._lock:
+            calls, cost = list(self.calls.items()), list(self.cost.items())
+        totals: dict[tuple[str, str, str], tuple[int, int, float]] = {}
+        for (migration, version, _phase, _provider, _model, tier, outcome), n in calls:
+            found, failed, usd = totals.get((migration, version, tier), (0, 0, 0.0))
+            failed += n if outcome == sc.OUTCOME_ERROR else 0
+            totals[(migration, version, tier)] = (found + n, failed, usd)
+        for (migration, version, _phase, _provider, _model, tier), usd in cost:
+            found, failed, total = totals.get((migration, version, tier), (0, 0, 0.0))
+            totals[(migration, version, tier)] = (found, failed, total + usd)
+        return totals
+
     def total_cost(self, **match: str) -> float:
         """Sum of costs whose attributes include ``match`` (e.g. version="2.0")."""
         names = ("migration", "version", "phase", "provider", "model", "tier")
