@@ -19,7 +19,7 @@ import math
 import statistics
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -141,15 +141,30 @@ class QualityTracker:
         )
         observables(
             meter.create_observable_counter,
-            (sc.METRIC_QUALITY_ACTIONS, self._read_actions, "{action}", "What users did with an answer."),
+            (
+                sc.METRIC_QUALITY_ACTIONS,
+                self._counts(sc.MIGRATION_QUALITY_ACTION, lambda a: a.actions),
+                "{action}",
+                "What users did with an answer.",
+            ),
             (
                 sc.METRIC_QUALITY_FEEDBACK,
-                self._read_nps,
+                self._counts(sc.MIGRATION_NPS_CLASS, lambda a: a.nps),
                 "{answer}",
                 "NPS answers by class: promoter, passive, detractor.",
             ),
-            (sc.METRIC_QUALITY_CSAT, self._read_csat, "{answer}", "CSAT answers by rating (1-5)."),
-            (sc.METRIC_QUALITY_SENTIMENT, self._read_sentiment, "{answer}", "Sentiment of feedback text."),
+            (
+                sc.METRIC_QUALITY_CSAT,
+                self._counts(sc.MIGRATION_CSAT_RATING, lambda a: a.csat),
+                "{answer}",
+                "CSAT answers by rating (1-5).",
+            ),
+            (
+                sc.METRIC_QUALITY_SENTIMENT,
+                self._counts(sc.MIGRATION_SENTIMENT, lambda a: a.sentiment),
+                "{answer}",
+                "Sentiment of feedback text.",
+            ),
             (
                 sc.METRIC_QUALITY_UPGRADES,
                 self._read_upgrades,
@@ -239,33 +254,17 @@ class QualityTracker:
         with self._lock:
             return list(self._aggregates.items())
 
-    def _read_actions(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_QUALITY_ACTION: action})
-            for k, a in self._items()
-            for action, n in a.actions.items()
-        ]
+    def _counts(
+        self, label: str, counts: Callable[[_Aggregate], Mapping[Any, int]]
+    ) -> Callable[[], Measured]:
+        """A read of the counts ``counts(aggregate)`` keeps, each labelled ``label`` = its key as text."""
 
-    def _read_nps(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_NPS_CLASS: cls})
-            for k, a in self._items()
-            for cls, n in a.nps.items()
-        ]
+        def read() -> Measured:
+            with self._lock:  # copied under the lock: a record_* call may be adding to them
+                found = [(k, list(counts(a).items())) for k, a in self._aggregates.items()]
+            return [(n, {**_attributes(k), label: str(value)}) for k, items in found for value, n in items]
 
-    def _read_csat(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_CSAT_RATING: str(rating)})
-            for k, a in self._items()
-            for rating, n in a.csat.items()
-        ]
-
-    def _read_sentiment(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_SENTIMENT: s})
-            for k, a in self._items()
-            for s, n in a.sentiment.items()
-        ]
+        return read
 
     def _read_upgrades(self) -> Measured:
         return [(a.upgrades, _attributes(k)) for k, a in self._items() if a.upgrades]
