@@ -22,8 +22,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import otel_migration  # noqa: E402
-from otel_migration._llm.metrics import LLMMetrics  # noqa: E402
-from otel_migration._llm.quality import QualityTracker  # noqa: E402
 
 USERS = 120
 REQUESTS = 600
@@ -141,17 +139,18 @@ def print_summary(telemetry: otel_migration.Telemetry, snapshot: otel_migration.
             f"{stats.p50 * 1000:>9.2f}{stats.p95 * 1000:>9.2f}{stats.p99 * 1000:>9.2f}"
         )
 
-    llm = telemetry.get(LLMMetrics)
     print("\nLLM summaries:")
-    for stats in telemetry.get(QualityTracker).stats():
-        calls = sum(n for key, n in llm.calls.items() if key[1] == stats.version)
-        spent = llm.total_cost(version=stats.version)
-        nps = f"{stats.nps:+.0f}" if stats.nps is not None else "n/a"
-        per_call = spent / max(calls, 1)
-        print(
-            f"  {stats.version} ({stats.tier}): {calls} calls, ${spent:.4f} (${per_call:.5f} a call), "
-            f"quality {stats.mean_score:.0f}/100, accepted {stats.acceptance_rate:.0%}, NPS {nps}"
+    for llm in otel_migration.llm_stats():
+        per_call = llm.cost_usd / max(llm.calls, 1)
+        line = (
+            f"  {llm.version} ({llm.tier}): {llm.calls} calls, ${llm.cost_usd:.4f} (${per_call:.5f} a call)"
         )
+        quality = llm.quality
+        if quality is not None and quality.mean_score is not None:
+            accepted = f"{quality.acceptance_rate:.0%}" if quality.acceptance_rate is not None else "n/a"
+            nps = f"{quality.nps:+.0f}" if quality.nps is not None else "n/a"
+            line += f", quality {quality.mean_score:.0f}/100, accepted {accepted}, NPS {nps}"
+        print(line)
 
     print("\nverdicts (2.0 against 1.0):")
     for verdict in migration.verdicts:

@@ -48,6 +48,7 @@ from ._llm.quality import (
     record_quality,
     record_upgrade,
 )
+from ._llm.stats import LLMStats
 from ._llm.tools import Tool, ToolRun, tool
 from ._report import report
 from ._rollouts.experiment import ExperimentResult, experiment
@@ -56,6 +57,7 @@ from ._setup import (
     configure,
     force_flush,
     guard,
+    llm_stats,
     metric_exporter,
     metric_views,
     on_budget,
@@ -111,6 +113,9 @@ __all__ = [
     "BudgetExceeded",
     "on_budget",
     "record_llm_call",
+    # reading what LLM calls came to: calls, cost and quality per migration, version and tier
+    "LLMStats",
+    "llm_stats",
     # tools and agents
     "Agent",
     "AgentLoop",

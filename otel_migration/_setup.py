@@ -74,11 +74,23 @@ from ._llm.operations import LLMOperations
 from ._llm.pricing import PriceTable
 from ._llm.quality import QualityTracker
 from ._llm.runtime import LLMRuntime
+from ._llm.stats import LLMStats
+from ._llm.stats import llm_stats as _llm_stats
 from ._rollouts import rollout as rollouts
 from ._rollouts.experiment import ExperimentRegistry
 from .version import __version__
 
-__all__ = ["assemble", "attach", "configure", "force_flush", "guard", "on_budget", "shutdown", "snapshot"]
+__all__ = [
+    "assemble",
+    "attach",
+    "configure",
+    "force_flush",
+    "guard",
+    "llm_stats",
+    "on_budget",
+    "shutdown",
+    "snapshot",
+]
 
 #: Budgets live as long as the process: spend must survive a reconfiguration (a new configuration
 #: only replaces the limits), and so do the callbacks registered with :func:`on_budget`.
@@ -442,6 +454,19 @@ def snapshot() -> Snapshot:
     with process.busy():  # a signal handler calling shutdown() must not re-enter the evaluation
         telemetry.recorder.drain()
         return analytics.evaluate()
+
+
+def llm_stats() -> list[LLMStats]:
+    """LLM calls, their cost in USD and the quality of their answers, per migration, version and model
+    tier, from every call so far (the figures the metrics export). Without a configuration it is empty.
+    """
+    telemetry = runtime.active()
+    llm = telemetry.find(LLMRuntime) if telemetry is not None else None
+    if telemetry is None or llm is None:
+        return []
+    with process.busy():  # as snapshot(): a signal handler calling shutdown() must not re-enter
+        telemetry.recorder.drain()
+        return _llm_stats(llm.metrics, llm.quality)
 
 
 def on_budget(callback: Callable[[BudgetEvent], object]) -> None:

@@ -31,3 +31,10 @@ def test_every_emitted_name_is_documented() -> None:
     assert names, "no names found: the check would pass vacuously"
     missing = [name for name in names if f"`{name}`" not in text]
     assert missing == []
+
+
+def test_reads_answer_without_a_configuration() -> None:
+    """A health check may read before anything is configured: empty answers, never an error."""
+    otel_migration.shutdown()
+    assert otel_migration.snapshot().migrations == {}
+    assert otel_migration.llm_stats() == []

@@ -11,6 +11,7 @@ import pytest
 import otel_migration
 from otel_migration import BudgetEvent, BudgetExceeded, record_llm_call
 from otel_migration._core.config import BudgetSpec, parse_budgets
+from otel_migration._core.lifecycle import rate_limited
 from otel_migration._llm.budgets import Budgets
 from otel_migration._llm.metrics import LLMMetrics
 from otel_migration._setup import BUDGETS as budgets
@@ -88,10 +89,49 @@ def test_mixed_workload_costs_exactly_what_a_hand_computation_says(harness: Harn
     assert tokens[("claude-3-5-haiku-20241022", "output")] == 500_000
 
 
+def test_llm_stats_reads_calls_cost_and_quality_per_version_and_tier(harness: Harness) -> None:
+    # USD per 1M tokens: sonnet 4 3 in / 15 out, haiku 3.5 0.80 in / 4 out (as in the test above).
+    sonnet, haiku = "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"
+    with otel_migration.versioned("2.0", operation="summarize"):
+        with otel_migration.phase("synthesis"):
+            record_llm_call(model=sonnet, input_tokens=1_000_000, output_tokens=100_000)  # 4.50
+        record_llm_call(model=sonnet, input_tokens=10, output_tokens=0, error=TimeoutError("slow"))  # failed
+        record_llm_call(model="llama-3-70b-local", input_tokens=100, output_tokens=10)  # unpriced
+    record_llm_call(
+        model=sonnet, input_tokens=200_000, output_tokens=20_000, version="2.0", phase="review"
+    )  # 0.90
+    record_llm_call(model=haiku, input_tokens=1_000_000, output_tokens=250_000, version="1.0")  # 1.80
+    record_llm_call(model=haiku, input_tokens=500_000, output_tokens=0)  # 0.40, outside any versioned call
+    for score in (80, 90):
+        otel_migration.record_quality(score, version="2.0", tier="sonnet")
+    otel_migration.record_action("approved", version="2.0", tier="sonnet")
+    otel_migration.record_action("edited", edits=1, version="2.0", tier="sonnet")
+    otel_migration.record_quality(50, version="3.0", tier="opus")  # quality without calls
+
+    rows = otel_migration.llm_stats()
+    assert [(r.migration, r.version, r.tier, r.calls, r.errors) for r in rows] == [
+        ("default", "", "haiku", 1, 0),
+        ("default", "1.0", "haiku", 1, 0),
+        ("default", "2.0", "sonnet", 3, 1),
+        ("default", "2.0", "unknown", 1, 0),
+        ("default", "3.0", "opus", 0, 0),
+    ]
+    assert [r.cost_usd for r in rows] == pytest.approx([0.40, 1.80, 5.40, 0.0, 0.0])
+    graded = {r.version: r.quality for r in rows if r.quality is not None}
+    assert graded.keys() == {"2.0", "3.0"}
+    assert graded["2.0"].mean_score == 85 and graded["2.0"].acceptance_rate == 0.5  # type: ignore[union-attr]
+    assert graded["3.0"].mean_score == 50  # type: ignore[union-attr]
+    # The figures the metrics export.
+    exported = sum(p.value for p in harness.points("migration.llm.cost"))
+    assert sum(r.cost_usd for r in rows) == pytest.approx(exported)
+    assert sum(r.calls for r in rows) == sum(p.value for p in harness.points("migration.llm.calls"))
+
+
 def test_unknown_model_is_unpriced_not_free_and_warned_once(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
+    rate_limited.reset()  # "once" from now: an earlier test may have warned about another model
     for _ in range(3):
         assert record_llm_call(model="llama-3-70b-local", input_tokens=100, output_tokens=10) is None
     harness.telemetry.recorder.drain()

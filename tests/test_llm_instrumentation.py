@@ -122,6 +122,91 @@ def test_anthropic_error_is_reraised_and_recorded(instrumented: Harness, server:
     assert [p.attributes.get("error.type") for p in durations] == ["anthropic.RateLimitError"]
 
 
+def test_every_way_a_request_or_stream_ends_finishes_its_call_once(
+    instrumented: Harness, server: LLMServer
+) -> None:
+    """Left early, read to the end with next(), cut off mid-stream, refused on entering a stream helper:
+    sync and async, each call ends exactly once, failed only by an error, with the usage seen so far."""
+    server.configure(usage=Usage(input_tokens=100, output_tokens=40), text="one two three four")
+    client = anthropic_client(server)
+    aclient = anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
+
+    def create() -> anthropic.Stream[anthropic.types.RawMessageStreamEvent]:
+        return client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES, stream=True)
+
+    with otel_migration.versioned("1.0", operation="left-early"):
+        stream = create()
+        for _event in stream:  # message_start: 100 in, 1 out so far
+            break
+        stream.close()
+    with otel_migration.versioned("1.0", operation="pulled"):
+        stream = create()
+        with pytest.raises(StopIteration):
+            while True:
+                next(stream)
+    for mode in ("disconnect", "error"):
+        server.break_next_stream(after_chunks=1, mode=mode)  # type: ignore[arg-type]
+        with otel_migration.versioned("1.0", operation=f"cut-{mode}"), pytest.raises(Exception):  # noqa: B017
+            for _event in create():
+                pass
+    server.fail_next(status=429)
+    with (
+        otel_migration.versioned("1.0", operation="refused"),
+        pytest.raises(anthropic.RateLimitError),
+        client.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES),
+    ):
+        pass
+
+    async def run() -> None:
+        with otel_migration.versioned("2.0", operation="pulled"):
+            stream = await aclient.messages.create(
+                model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES, stream=True
+            )
+            with pytest.raises(StopAsyncIteration):
+                while True:
+                    await stream.__anext__()
+        server.break_next_stream(after_chunks=1, mode="disconnect")
+        with otel_migration.versioned("2.0", operation="cut-disconnect"), pytest.raises(Exception):  # noqa: B017
+            stream = await aclient.messages.create(
+                model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES, stream=True
+            )
+            async for _event in stream:
+                pass
+        server.fail_next(status=429)
+        with otel_migration.versioned("2.0", operation="refused"), pytest.raises(anthropic.RateLimitError):
+            async with aclient.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES):
+                pass
+
+    asyncio.run(run())
+    assert server.pending_failures == 0
+    spans = {
+        (s.attributes["migration.version"], s.attributes["migration.operation"]): s  # type: ignore[attr-defined]
+        for s in llm_spans(instrumented)
+    }
+    failed = {key for key, span in spans.items() if span.status.status_code.name == "ERROR"}  # type: ignore[attr-defined]
+    assert len(spans) == len(llm_spans(instrumented)) == 8  # one span per call, each ended once
+    assert failed == {
+        ("1.0", "cut-disconnect"),
+        ("1.0", "cut-error"),
+        ("1.0", "refused"),
+        ("2.0", "cut-disconnect"),
+        ("2.0", "refused"),
+    }
+    assert all("error.type" in spans[key].attributes for key in failed)  # type: ignore[attr-defined]
+    left_early = spans[("1.0", "left-early")].attributes  # type: ignore[attr-defined]
+    assert (left_early["gen_ai.usage.input_tokens"], left_early["gen_ai.usage.output_tokens"]) == (100, 1)
+    for version in ("1.0", "2.0"):
+        pulled = spans[(version, "pulled")].attributes  # type: ignore[attr-defined]
+        assert pulled["migration.llm.cost"] == pytest.approx(
+            cost("claude-haiku-4-5", input_tokens=100, output_tokens=40)
+        )
+    calls = {
+        (dict(p.attributes)["migration.version"], dict(p.attributes)["migration.outcome"]): p.value
+        for p in instrumented.points("migration.llm.calls")
+    }
+    assert calls == {("1.0", "ok"): 2, ("1.0", "error"): 3, ("2.0", "ok"): 1, ("2.0", "error"): 2}
+
+
 def test_hard_stop_refuses_before_any_request(instrumented: Harness, server: LLMServer) -> None:
     budgets.configure(
         otel_migration.load_settings(

@@ -95,6 +95,53 @@ def test_declared_tools_sync_async_and_block(harness: Harness) -> None:
     }
 
 
+def test_decorated_calls_that_raise_or_are_cancelled(harness: Harness) -> None:
+    """A decorated function's exception fails its run and reaches the caller unchanged; a cancelled
+    coroutine is counted cancelled, with no error on its span."""
+
+    @otel_migration.tool()
+    def refuse(order_id: int) -> None:
+        raise ValueError(f"no order {order_id}")
+
+    @otel_migration.tool("wait")
+    async def wait() -> None:
+        await asyncio.sleep(10)
+
+    @otel_migration.agent("planner")
+    async def plan() -> None:
+        raise KeyError("step")
+
+    with pytest.raises(ValueError, match="no order 7"):
+        refuse(7)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(wait())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(KeyError):
+            await plan()
+
+    asyncio.run(main())
+    refused, waited, planner = (
+        one(harness.spans(name))
+        for name in ("execute_tool refuse", "execute_tool wait", "invoke_agent planner")
+    )
+    assert (refused.status.status_code.name, refused.status.description) == (
+        "ERROR",
+        "ValueError: no order 7",
+    )
+    assert refused.attributes["error.type"] == "ValueError"  # type: ignore[index]
+    assert [e.name for e in refused.events] == ["exception"]
+    assert waited.status.status_code.name == "UNSET" and "error.type" not in (waited.attributes or {})
+    assert (planner.status.status_code.name, planner.attributes["error.type"]) == ("ERROR", "KeyError")  # type: ignore[index]
+    tools = counts(harness, "migration.tool.invocations", "gen_ai.tool.name", "migration.outcome")
+    assert tools == {("refuse", "error"): 1, ("wait", "cancelled"): 1}
+    agents = counts(harness, "migration.agent.invocations", "gen_ai.agent.name", "migration.outcome")
+    assert agents == {("planner", "error"): 1}
+
+
 def test_misuse_is_refused_and_unconfigured_runs_untouched() -> None:
     with pytest.raises(ValueError, match="needs a name"), otel_migration.tool():
         pass

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 
 from opentelemetry import context as otel_context
 
+from . import semconv as sc
+
 __all__ = ["Scope", "Subject", "current_scope", "current_subject", "scope_context", "subject_context"]
 
 _SCOPE_KEY = otel_context.create_key("otel_migration.scope")
@@ -33,6 +35,17 @@ class Scope:
 
     def with_phase(self, phase: str) -> Scope:
         return replace(self, phase=phase)
+
+    def span_attributes(self) -> dict[str, str]:
+        """The migration attributes of a span started under this scope (the phase only inside one)."""
+        attributes = {
+            sc.MIGRATION_NAME: self.migration,
+            sc.MIGRATION_VERSION: self.version,
+            sc.MIGRATION_OPERATION: self.operation,
+        }
+        if self.phase:
+            attributes[sc.MIGRATION_PHASE] = self.phase
+        return attributes
 
 
 def current_scope(ctx: otel_context.Context | None = None) -> Scope | None:

@@ -19,7 +19,7 @@ from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.util.types import AttributeValue
 
 from .._core import semconv as sc
-from .._core.instruments import Measured, items_under, observer
+from .._core.instruments import Measured, histogram, items_under, observables
 from ..version import __version__
 
 __all__ = ["ITERATION_BUCKETS", "MAX_SERIES", "TOKEN_BUCKETS", "AgentMetrics"]
@@ -84,41 +84,47 @@ class AgentMetrics:
         self.tools = _CappedCounts(_TOOL_NAMES)
         self.requested = _CappedCounts(_REQUESTED_NAMES)
         self.agents = _CappedCounts(_AGENT_NAMES)
-        meter.create_observable_counter(
-            sc.METRIC_TOOL_INVOCATIONS,
-            [observer(self.tools.read)],
-            unit="{invocation}",
-            description="Tool executions (otel_migration.tool) by tool, migration, version and outcome.",
+        observables(
+            meter.create_observable_counter,
+            (
+                sc.METRIC_TOOL_INVOCATIONS,
+                self.tools.read,
+                "{invocation}",
+                "Tool executions (otel_migration.tool) by tool, migration, version and outcome.",
+            ),
+            (
+                sc.METRIC_LLM_TOOL_CALLS,
+                self.requested.read,
+                "{call}",
+                "Tool calls LLM responses asked for, by tool, provider, model and version.",
+            ),
+            (
+                sc.METRIC_AGENT_INVOCATIONS,
+                self.agents.read,
+                "{invocation}",
+                "Agent loops (otel_migration.agent) by agent, migration, version and outcome.",
+            ),
         )
-        meter.create_observable_counter(
-            sc.METRIC_LLM_TOOL_CALLS,
-            [observer(self.requested.read)],
-            unit="{call}",
-            description="Tool calls LLM responses asked for, by tool, provider, model and version.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_AGENT_INVOCATIONS,
-            [observer(self.agents.read)],
-            unit="{invocation}",
-            description="Agent loops (otel_migration.agent) by agent, migration, version and outcome.",
-        )
-        self.iterations = meter.create_histogram(
+        self.iterations = histogram(
+            meter,
             sc.METRIC_AGENT_ITERATIONS,
-            unit="{iteration}",
-            description="Model turns (LLM calls) per agent loop.",
-            explicit_bucket_boundaries_advisory=list(ITERATION_BUCKETS),
+            "{iteration}",
+            "Model turns (LLM calls) per agent loop.",
+            ITERATION_BUCKETS,
         )
-        self.tool_calls = meter.create_histogram(
+        self.tool_calls = histogram(
+            meter,
             sc.METRIC_AGENT_TOOL_CALLS,
-            unit="{call}",
-            description="Tool calls per agent loop: executed (otel_migration.tool) or requested.",
-            explicit_bucket_boundaries_advisory=list(ITERATION_BUCKETS),
+            "{call}",
+            "Tool calls per agent loop: executed (otel_migration.tool) or requested.",
+            ITERATION_BUCKETS,
         )
-        self.tokens = meter.create_histogram(
+        self.tokens = histogram(
+            meter,
             sc.METRIC_AGENT_TOKENS,
-            unit="{token}",
-            description="Tokens per agent loop, summed over its LLM calls, by token type.",
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+            "{token}",
+            "Tokens per agent loop, summed over its LLM calls, by token type.",
+            TOKEN_BUCKETS,
         )
 
     @classmethod

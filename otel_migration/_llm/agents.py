@@ -18,58 +18,36 @@ it, and the per-loop histograms get iterations, tool calls and tokens.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
 from .._core import semconv as sc
 from .._core.categories import error_type
-from .._core.context import Scope, current_scope
 from .._core.lifecycle import InFlight, log_once
-from .._core.runtime import Telemetry, active
+from .._core.runtime import active
 from .agent_metrics import AgentMetrics
-from .spanned import Call, Spanned
+from .spanned import Call, Spanned, SpannedRun, outcome_of, start_span
 
-__all__ = ["Agent", "AgentLoop", "agent", "current_loop", "scope_attributes"]
+__all__ = ["Agent", "AgentLoop", "agent", "current_loop"]
 
-_logger = logging.getLogger(__name__)
 _LOOP_KEY: Final = otel_context.create_key("otel_migration.agent_loop")
 
 
-def scope_attributes(scope: Scope | None) -> dict[str, str]:
-    """The migration attributes of a span opened under ``scope`` (none outside a versioned call)."""
-    if scope is None:
-        return {}
-    attributes = {
-        sc.MIGRATION_NAME: scope.migration,
-        sc.MIGRATION_OPERATION: scope.operation,
-        sc.MIGRATION_VERSION: scope.version,
-    }
-    if scope.phase:
-        attributes[sc.MIGRATION_PHASE] = scope.phase
-    return attributes
-
-
-def outcome_of(exc: BaseException | None) -> str:
-    """ok, error (an exception) or cancelled (cancellation, KeyboardInterrupt, SystemExit)."""
-    if exc is None or isinstance(exc, GeneratorExit):
-        return sc.OUTCOME_OK
-    return sc.OUTCOME_ERROR if isinstance(exc, Exception) else sc.OUTCOME_CANCELLED
-
-
-class AgentLoop:
+class AgentLoop(SpannedRun):
     """One agent loop in flight: what ``with agent(...) as loop`` gives. Counts are read-only to you."""
+
+    _kind = "agent"
+    _noun = "an agent loop"
 
     def __init__(
         self, name: str, flight: InFlight | None, metrics: AgentMetrics | None, migration: str, version: str
     ) -> None:
+        super().__init__(flight)
         self.name = name
-        self._flight = flight
         self._metrics = metrics
         self._migration, self._version = migration, version
         self._lock = threading.Lock()
@@ -99,26 +77,7 @@ class AgentLoop:
         """Mark the loop failed without an exception (``"max_iterations"``, ``"gave_up"``): its error.type."""
         self._failure = str(reason) or "failed"
 
-    # -- lifecycle -----------------------------------------------------------------------------------
-    def activate(self) -> None:
-        if self._flight is not None:
-            self._flight.activate()
-
-    def returned(self, result: Any) -> None:
-        """An agent's answer is content: never recorded."""
-
-    def close(self, exc: BaseException | None) -> None:
-        flight = self._flight
-        if flight is None:
-            return
-        flight.deactivate()
-        if not flight.claim_finish():
-            return
-        try:
-            self._finish(flight.span, exc)
-        except Exception:
-            log_once("agent-finish", "otel-migration: failed to finish an agent loop's telemetry")
-
+    # -- lifecycle: an agent's answer is content, never recorded ------------------------------------
     def _finish(self, span: Span, exc: BaseException | None) -> None:
         outcome = outcome_of(exc)
         err = error_type(exc) if outcome == sc.OUTCOME_ERROR and exc is not None else None
@@ -172,13 +131,6 @@ def current_loop(ctx: otel_context.Context | None = None) -> AgentLoop | None:
     return value if isinstance(value, AgentLoop) else None
 
 
-def start_span(
-    telemetry: Telemetry, name: str, attributes: dict[str, Any]
-) -> tuple[Span, otel_context.Context]:
-    span = telemetry.tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
-    return span, trace.set_span_in_context(span)
-
-
 class Agent(Spanned[AgentLoop]):
     """An agent loop; see :func:`agent`."""
 
@@ -205,18 +157,8 @@ class Agent(Spanned[AgentLoop]):
             telemetry = active()
             if telemetry is None or not telemetry.enabled:
                 return AgentLoop(self.name, None, None, "", "")
-            scope = current_scope()
-            span, ctx = start_span(
-                telemetry, f"invoke_agent {self.name}", {**self._static, **scope_attributes(scope)}
-            )
-            migration = scope.migration if scope is not None else telemetry.settings.migration
-            loop = AgentLoop(
-                self.name,
-                None,
-                telemetry.find(AgentMetrics),
-                migration,
-                scope.version if scope is not None else "",
-            )
+            span, ctx, migration, version = start_span(telemetry, f"invoke_agent {self.name}", self._static)
+            loop = AgentLoop(self.name, None, telemetry.find(AgentMetrics), migration, version)
             loop._flight = InFlight(telemetry, span, otel_context.set_value(_LOOP_KEY, loop, ctx))
             return loop
         except Exception:

@@ -25,7 +25,7 @@ from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
 from .._core.config import BudgetSpec, Period
-from .._core.instruments import Measured, observer
+from .._core.instruments import Measured, observables
 
 __all__ = ["BudgetEvent", "BudgetExceeded", "Budgets"]
 
@@ -227,11 +227,14 @@ class Budgets:
         self._lock = threading.Lock()
 
     def register_metrics(self, meter: Meter) -> None:
-        meter.create_observable_gauge(
-            sc.METRIC_LLM_BUDGET_UTILIZATION,
-            [observer(self._read)],
-            unit="1",
-            description="Spend of the current day or month over the budget (1.0 = 100 %).",
+        observables(
+            meter.create_observable_gauge,
+            (
+                sc.METRIC_LLM_BUDGET_UTILIZATION,
+                self._read,
+                "1",
+                "Spend of the current day or month over the budget (1.0 = 100 %).",
+            ),
         )
 
     def _read(self) -> Measured:

@@ -138,13 +138,7 @@ class LLMCall(InFlight):
                 sc.GEN_AI_REQUEST_MODEL: request_model,
             }
             if scope is not None:
-                attributes |= {
-                    sc.MIGRATION_NAME: scope.migration,
-                    sc.MIGRATION_VERSION: scope.version,
-                    sc.MIGRATION_OPERATION: scope.operation,
-                }
-                if scope.phase:
-                    attributes[sc.MIGRATION_PHASE] = scope.phase
+                attributes |= scope.span_attributes()
             else:
                 # Outside any versioned call: counted under the configured migration, with no version.
                 scope = Scope(telemetry.settings.migration, "", "")

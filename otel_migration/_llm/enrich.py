@@ -70,14 +70,7 @@ class LLMSpanEnricher(SpanProcessor):
             if not _is_ours(span) and is_llm_span(span):
                 scope = current_scope(parent_context)
                 if scope is not None:
-                    attributes = {
-                        sc.MIGRATION_NAME: scope.migration,
-                        sc.MIGRATION_VERSION: scope.version,
-                        sc.MIGRATION_OPERATION: scope.operation,
-                    }
-                    if scope.phase:
-                        attributes[sc.MIGRATION_PHASE] = scope.phase
-                    span.set_attributes(attributes)
+                    span.set_attributes(scope.span_attributes())
         except Exception:
             _logger.exception("otel-migration: failed to label a foreign LLM span")
         self._delegate.on_start(span, parent_context)

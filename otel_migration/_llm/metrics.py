@@ -14,7 +14,7 @@ from typing import Final
 from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
-from .._core.instruments import Measured, items_under, observer
+from .._core.instruments import Measured, histogram, items_under, observables
 from .._core.records import LLMRecord, Record
 
 __all__ = ["DURATION_BUCKETS", "TOKEN_BUCKETS", "LLMMetrics"]
@@ -67,47 +67,53 @@ class LLMMetrics:
         #: (provider, token type) -> token counts of SDK responses that were out of range, clamped.
         self.clamped: dict[tuple[str, str], int] = {}
         self._sample_sinks: list[Callable[[str, str, str, float], None]] = []
-        self._tokens = meter.create_histogram(
+        self._tokens = histogram(
+            meter,
             sc.METRIC_GEN_AI_TOKEN_USAGE,
-            unit="{token}",
-            description="Tokens used per LLM call, by token type.",
-            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+            "{token}",
+            "Tokens used per LLM call, by token type.",
+            TOKEN_BUCKETS,
         )
-        self._duration = meter.create_histogram(
+        self._duration = histogram(
+            meter,
             sc.METRIC_GEN_AI_OPERATION_DURATION,
-            unit="s",
-            description="Duration of LLM calls as the client sees it.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            "s",
+            "Duration of LLM calls as the client sees it.",
+            DURATION_BUCKETS,
         )
-        self._first_chunk = meter.create_histogram(
+        self._first_chunk = histogram(
+            meter,
             sc.METRIC_GEN_AI_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to the first streamed chunk.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+            "s",
+            "Time to the first streamed chunk.",
+            DURATION_BUCKETS,
         )
-        meter.create_observable_counter(
-            sc.METRIC_LLM_COST,
-            [observer(self._read_cost)],
-            unit="{USD}",
-            description="LLM spend in USD by model, tier, version and phase.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_LLM_CALLS,
-            [observer(self._read_calls)],
-            unit="{call}",
-            description="LLM calls by model, tier, version, phase and outcome.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_LLM_UNPRICED,
-            [observer(self._read_unpriced)],
-            unit="{call}",
-            description="LLM calls whose model has no price in the table.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_LLM_USAGE_CLAMPED,
-            [observer(self._read_clamped)],
-            unit="{value}",
-            description="Token counts in SDK responses that were negative or absurd, clamped to 0 ... 10**9.",
+        observables(
+            meter.create_observable_counter,
+            (
+                sc.METRIC_LLM_COST,
+                self._read_cost,
+                "{USD}",
+                "LLM spend in USD by model, tier, version and phase.",
+            ),
+            (
+                sc.METRIC_LLM_CALLS,
+                self._read_calls,
+                "{call}",
+                "LLM calls by model, tier, version, phase and outcome.",
+            ),
+            (
+                sc.METRIC_LLM_UNPRICED,
+                self._read_unpriced,
+                "{call}",
+                "LLM calls whose model has no price in the table.",
+            ),
+            (
+                sc.METRIC_LLM_USAGE_CLAMPED,
+                self._read_clamped,
+                "{value}",
+                "Token counts in SDK responses that were negative or absurd, clamped to 0 ... 10**9.",
+            ),
         )
 
     def count_clamped(self, provider: str, token_type: str) -> None:
@@ -190,6 +196,20 @@ class LLMMetrics:
             (n, {sc.GEN_AI_PROVIDER_NAME: provider, sc.GEN_AI_TOKEN_TYPE: token_type})
             for (provider, token_type), n in items_under(self._lock, self.clamped)
         ]
+
+    def totals_by_tier(self) -> dict[tuple[str, str, str], tuple[int, int, float]]:
+        """(calls, failed calls, USD) per (migration, version, tier), over phases, providers and models."""
+        with self._lock:
+            calls, cost = list(self.calls.items()), list(self.cost.items())
+        totals: dict[tuple[str, str, str], tuple[int, int, float]] = {}
+        for (migration, version, _phase, _provider, _model, tier, outcome), n in calls:
+            found, failed, usd = totals.get((migration, version, tier), (0, 0, 0.0))
+            failed += n if outcome == sc.OUTCOME_ERROR else 0
+            totals[(migration, version, tier)] = (found + n, failed, usd)
+        for (migration, version, _phase, _provider, _model, tier), usd in cost:
+            found, failed, total = totals.get((migration, version, tier), (0, 0, 0.0))
+            totals[(migration, version, tier)] = (found, failed, total + usd)
+        return totals
 
     def total_cost(self, **match: str) -> float:
         """Sum of costs whose attributes include ``match`` (e.g. version="2.0")."""

@@ -26,7 +26,7 @@ from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
 from .._core.inflight import InFlightCounts
-from .._core.instruments import Measured, items_under, observer
+from .._core.instruments import Measured, items_under, observables
 from .._core.records import LLMRecord, Record
 
 __all__ = ["CacheStats", "LLMOperations"]
@@ -81,29 +81,38 @@ class LLMOperations:
                 me._lock = threading.Lock()
 
         os.register_at_fork(after_in_child=new_lock_in_child)
-        meter.create_observable_counter(
-            sc.METRIC_LLM_TOKENS,
-            [observer(self._read_tokens)],
-            unit="{token}",
-            description="LLM tokens by migration, operation, version, model and token type.",
+        observables(
+            meter.create_observable_counter,
+            (
+                sc.METRIC_LLM_TOKENS,
+                self._read_tokens,
+                "{token}",
+                "LLM tokens by migration, operation, version, model and token type.",
+            ),
+            (
+                sc.METRIC_LLM_PROMPT_CACHE_CALLS,
+                self._read_cache_calls,
+                "{call}",
+                "LLM calls that read from the prompt cache (hit) or did not (miss).",
+            ),
         )
-        meter.create_observable_gauge(
-            sc.METRIC_LLM_PROMPT_CACHE_HIT_RATIO,
-            [observer(self._read_hit_ratio)],
-            unit="1",
-            description="Cache-read input tokens over all input tokens, per model and version.",
+        observables(
+            meter.create_observable_gauge,
+            (
+                sc.METRIC_LLM_PROMPT_CACHE_HIT_RATIO,
+                self._read_hit_ratio,
+                "1",
+                "Cache-read input tokens over all input tokens, per model and version.",
+            ),
         )
-        meter.create_observable_counter(
-            sc.METRIC_LLM_PROMPT_CACHE_CALLS,
-            [observer(self._read_cache_calls)],
-            unit="{call}",
-            description="LLM calls that read from the prompt cache (hit) or did not (miss).",
-        )
-        meter.create_observable_up_down_counter(
-            sc.METRIC_LLM_IN_FLIGHT,
-            [observer(self._read_in_flight)],
-            unit="{call}",
-            description="LLM calls running now, by migration, version, provider and model.",
+        observables(
+            meter.create_observable_up_down_counter,
+            (
+                sc.METRIC_LLM_IN_FLIGHT,
+                self._read_in_flight,
+                "{call}",
+                "LLM calls running now, by migration, version, provider and model.",
+            ),
         )
 
     def on_call(self, record: Record) -> None:

@@ -19,7 +19,7 @@ import math
 import statistics
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -28,7 +28,7 @@ from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
 from .._core.context import current_scope
-from .._core.instruments import Measured, observer
+from .._core.instruments import Measured, histogram, observables
 from .._core.runtime import active
 
 __all__ = [
@@ -125,53 +125,61 @@ class QualityTracker:
         self._lock = threading.Lock()
         self._aggregates: dict[_Key, _Aggregate] = {}
         self._sample_sinks: list[Callable[[str, str, str, float], None]] = []
-        self._score = meter.create_histogram(
+        self._score = histogram(
+            meter,
             sc.METRIC_QUALITY_SCORE,
-            unit="1",
-            description="Quality scores (0-100) of LLM answers.",
-            explicit_bucket_boundaries_advisory=[50.0, 70.0, 90.0, 100.0],
+            "1",
+            "Quality scores (0-100) of LLM answers.",
+            (50.0, 70.0, 90.0, 100.0),
         )
-        self._confidence = meter.create_histogram(
+        self._confidence = histogram(
+            meter,
             sc.METRIC_QUALITY_CONFIDENCE,
-            unit="1",
-            description="Model confidence (0-1) of LLM answers.",
-            explicit_bucket_boundaries_advisory=[0.5, 0.7, 0.9, 1.0],
+            "1",
+            "Model confidence (0-1) of LLM answers.",
+            (0.5, 0.7, 0.9, 1.0),
         )
-        meter.create_observable_counter(
-            sc.METRIC_QUALITY_ACTIONS,
-            [observer(self._read_actions)],
-            unit="{action}",
-            description="What users did with an answer.",
+        observables(
+            meter.create_observable_counter,
+            (
+                sc.METRIC_QUALITY_ACTIONS,
+                self._counts(sc.MIGRATION_QUALITY_ACTION, lambda a: a.actions),
+                "{action}",
+                "What users did with an answer.",
+            ),
+            (
+                sc.METRIC_QUALITY_FEEDBACK,
+                self._counts(sc.MIGRATION_NPS_CLASS, lambda a: a.nps),
+                "{answer}",
+                "NPS answers by class: promoter, passive, detractor.",
+            ),
+            (
+                sc.METRIC_QUALITY_CSAT,
+                self._counts(sc.MIGRATION_CSAT_RATING, lambda a: a.csat),
+                "{answer}",
+                "CSAT answers by rating (1-5).",
+            ),
+            (
+                sc.METRIC_QUALITY_SENTIMENT,
+                self._counts(sc.MIGRATION_SENTIMENT, lambda a: a.sentiment),
+                "{answer}",
+                "Sentiment of feedback text.",
+            ),
+            (
+                sc.METRIC_QUALITY_UPGRADES,
+                self._read_upgrades,
+                "{upgrade}",
+                "Answers regenerated with a higher model tier.",
+            ),
         )
-        meter.create_observable_counter(
-            sc.METRIC_QUALITY_FEEDBACK,
-            [observer(self._read_nps)],
-            unit="{answer}",
-            description="NPS answers by class: promoter, passive, detractor.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_QUALITY_CSAT,
-            [observer(self._read_csat)],
-            unit="{answer}",
-            description="CSAT answers by rating (1-5).",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_QUALITY_SENTIMENT,
-            [observer(self._read_sentiment)],
-            unit="{answer}",
-            description="Sentiment of feedback text.",
-        )
-        meter.create_observable_counter(
-            sc.METRIC_QUALITY_UPGRADES,
-            [observer(self._read_upgrades)],
-            unit="{upgrade}",
-            description="Answers regenerated with a higher model tier.",
-        )
-        meter.create_observable_gauge(
-            sc.METRIC_QUALITY_NPS,
-            [observer(self._read_nps_score)],
-            unit="1",
-            description="Net Promoter Score (-100 to 100) of all answers so far.",
+        observables(
+            meter.create_observable_gauge,
+            (
+                sc.METRIC_QUALITY_NPS,
+                self._read_nps_score,
+                "1",
+                "Net Promoter Score (-100 to 100) of all answers so far.",
+            ),
         )
 
     def reset_after_fork(self) -> None:
@@ -246,33 +254,17 @@ class QualityTracker:
         with self._lock:
             return list(self._aggregates.items())
 
-    def _read_actions(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_QUALITY_ACTION: action})
-            for k, a in self._items()
-            for action, n in a.actions.items()
-        ]
+    def _counts(
+        self, label: str, counts: Callable[[_Aggregate], Mapping[Any, int]]
+    ) -> Callable[[], Measured]:
+        """A read of the counts ``counts(aggregate)`` keeps, each labelled ``label`` = its key as text."""
 
-    def _read_nps(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_NPS_CLASS: cls})
-            for k, a in self._items()
-            for cls, n in a.nps.items()
-        ]
+        def read() -> Measured:
+            with self._lock:  # copied under the lock: a record_* call may be adding to them
+                found = [(k, list(counts(a).items())) for k, a in self._aggregates.items()]
+            return [(n, {**_attributes(k), label: str(value)}) for k, items in found for value, n in items]
 
-    def _read_csat(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_CSAT_RATING: str(rating)})
-            for k, a in self._items()
-            for rating, n in a.csat.items()
-        ]
-
-    def _read_sentiment(self) -> Measured:
-        return [
-            (n, {**_attributes(k), sc.MIGRATION_SENTIMENT: s})
-            for k, a in self._items()
-            for s, n in a.sentiment.items()
-        ]
+        return read
 
     def _read_upgrades(self) -> Measured:
         return [(a.upgrades, _attributes(k)) for k, a in self._items() if a.upgrades]

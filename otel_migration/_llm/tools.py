@@ -22,12 +22,11 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from .._core import semconv as sc
 from .._core.categories import error_type
-from .._core.context import current_scope
 from .._core.lifecycle import InFlight, log_once
 from .._core.runtime import Telemetry, active
 from .agent_metrics import AgentMetrics
-from .agents import AgentLoop, current_loop, outcome_of, scope_attributes, start_span
-from .spanned import Call, Spanned
+from .agents import AgentLoop, current_loop
+from .spanned import Call, Spanned, SpannedRun, outcome_of, start_span
 
 __all__ = ["TOOL_TYPES", "RequestedToolCall", "Tool", "ToolRun", "record_requested", "tool"]
 
@@ -47,10 +46,12 @@ def _json(value: object) -> str:
     return text[:_CONTENT_LIMIT]
 
 
-class ToolRun:
+class ToolRun(SpannedRun):
     """One tool execution in flight (what ``with tool(...) as run`` gives)."""
 
-    __slots__ = ("_capture", "_flight", "_key", "_loop", "_metrics")
+    __slots__ = ("_capture", "_key", "_loop", "_metrics")
+    _kind = "tool"
+    _noun = "a tool run"
 
     def __init__(
         self,
@@ -60,7 +61,8 @@ class ToolRun:
         loop: AgentLoop | None,
         capture: bool = False,
     ) -> None:
-        self._flight, self._metrics, self._key, self._loop = flight, metrics, key, loop
+        super().__init__(flight)
+        self._metrics, self._key, self._loop = metrics, key, loop
         self._capture = capture and flight is not None and flight.span.is_recording()
 
     def record_arguments(self, arguments: object) -> None:
@@ -73,40 +75,23 @@ class ToolRun:
         if self._capture and self._flight is not None:
             self._flight.span.set_attribute(sc.GEN_AI_TOOL_CALL_RESULT, _json(result))
 
-    def activate(self) -> None:
-        if self._flight is not None:
-            self._flight.activate()
-
     def returned(self, result: Any) -> None:
         try:
             self.record_result(result)
         except Exception:
             log_once("tool-result", "otel-migration: could not record a tool's result")
 
-    def close(self, exc: BaseException | None) -> None:
-        flight = self._flight
-        if flight is None:
-            return
-        flight.deactivate()
-        if not flight.claim_finish():
-            return
-        try:
-            outcome = outcome_of(exc)
-            _end(flight.span, exc, outcome)
-            if self._metrics is not None:
-                self._metrics.tools.add((*self._key, outcome))
-            if self._loop is not None:
-                self._loop.tool_executed()
-        except Exception:
-            log_once("tool-finish", "otel-migration: failed to finish a tool run's telemetry")
-
-
-def _end(span: Span, exc: BaseException | None, outcome: str) -> None:
-    if outcome == sc.OUTCOME_ERROR and exc is not None and span.is_recording():
-        span.set_attribute(sc.ERROR_TYPE, error_type(exc))
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-    span.end()
+    def _finish(self, span: Span, exc: BaseException | None) -> None:
+        outcome = outcome_of(exc)
+        if outcome == sc.OUTCOME_ERROR and exc is not None and span.is_recording():
+            span.set_attribute(sc.ERROR_TYPE, error_type(exc))
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+        if self._metrics is not None:
+            self._metrics.tools.add((*self._key, outcome))
+        if self._loop is not None:
+            self._loop.tool_executed()
 
 
 class Tool(Spanned[ToolRun]):
@@ -160,14 +145,13 @@ class Tool(Spanned[ToolRun]):
             return ToolRun(None, None, ("", "", ""), None)
 
     def _start_traced(self, telemetry: Telemetry, name: str) -> ToolRun:
-        scope = current_scope()
-        attributes = {**self._static, sc.GEN_AI_TOOL_NAME: name, **scope_attributes(scope)}
-        span, ctx = start_span(telemetry, f"execute_tool {name}", attributes)
-        migration = scope.migration if scope is not None else telemetry.settings.migration
-        key = (name, migration, scope.version if scope is not None else "")
+        attributes = {**self._static, sc.GEN_AI_TOOL_NAME: name}
+        span, ctx, migration, version = start_span(telemetry, f"execute_tool {name}", attributes)
         flight = InFlight(telemetry, span, ctx)
         capture = telemetry.settings.capture_content
-        return ToolRun(flight, telemetry.find(AgentMetrics), key, current_loop(), capture)
+        return ToolRun(
+            flight, telemetry.find(AgentMetrics), (name, migration, version), current_loop(), capture
+        )
 
     def __repr__(self) -> str:
         return f"tool({self.name!r})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 import wrapt
@@ -21,7 +22,7 @@ from .._llm.enrich import is_llm_span
 from ._streams import ObservedAsyncStream, ObservedStream, Observer, Usage
 from ._tools import note_tool_calls
 
-__all__ = ["Extractor", "ObservedStreamManager", "async_call_wrapper", "sync_call_wrapper"]
+__all__ = ["Extractor", "ObservedStreamManager", "call_wrapper", "stream_manager_wrapper"]
 
 _logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ Extractor = Callable[[Any], Usage | None]
 #: traced_by_sdk(instance) -> whether the SDK client will emit its own span for this call.
 SelfTraced = Callable[[Any], bool]
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+_Stream = ObservedStream | ObservedAsyncStream
 
 
 def _start(
@@ -79,86 +81,80 @@ def _capture(call: LLMCall, attribute: str, content: object) -> None:
     call.span.set_attribute(attribute, text[:_CONTENT_LIMIT])
 
 
-def _failed(call: LLMCall, exc: BaseException) -> None:
-    """The request raised: record the error (cancellation is not an error of the call)."""
-    call.finish(error=exc if isinstance(exc, Exception) else None)
+class _Request:
+    """One SDK request as an LLM call (none when untraced): current while the SDK sends it; failed if
+    the request raises (cancellation is not an error of the call); its result kept for the caller."""
 
+    __slots__ = ("call", "result")
 
-def _returned(
-    call: LLMCall,
-    result: Any,
-    kwargs: dict[str, Any],
-    extract: Extractor,
-    observe: Observer,
-    stream_type: type[ObservedStream] | type[ObservedAsyncStream],
-) -> Any:
-    """The request returned: a stream comes back observed; a response is read for its usage now."""
-    call.deactivate()
-    if kwargs.get("stream"):
-        return stream_type(result, call, observe)
-    if call.telemetry.settings.capture_content:
-        _capture(call, sc.GEN_AI_OUTPUT_MESSAGES, _response_content(result))
-    try:
-        usage = extract(result)
-    except Exception:
-        _logger.debug("otel-migration: no usage in %r", type(result), exc_info=True)
-        usage = None
-    note_tool_calls(call, result)  # before finishing: they go on the call's span
-    (usage or Usage()).finish(call)
-    return result
+    def __init__(self, call: LLMCall | None) -> None:
+        self.call = call
+        self.result: Any = None
 
+    def __enter__(self) -> _Request:
+        if self.call is not None:
+            self.call.activate()
+        return self
 
-def sync_call_wrapper(
-    provider: str,
-    operation: str,
-    *,
-    extract: Extractor,
-    observe: Observer,
-    traced_by_sdk: SelfTraced = lambda instance: False,
-) -> Wrapper:
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and self.call is not None:
+            self.call.finish(error=exc if isinstance(exc, Exception) else None)
+
+    def returned(
+        self, kwargs: dict[str, Any], extract: Extractor, observe: Observer, stream_type: type[_Stream]
     ) -> Any:
-        call = _start(provider, operation, kwargs, instance, traced_by_sdk)
+        """What the application gets: a stream comes back observed; a response is read for its usage now."""
+        call, result = self.call, self.result
         if call is None:
-            return wrapped(*args, **kwargs)
-        call.activate()
+            return result
+        call.deactivate()
+        if kwargs.get("stream"):
+            return stream_type(result, call, observe)
+        if call.telemetry.settings.capture_content:
+            _capture(call, sc.GEN_AI_OUTPUT_MESSAGES, _response_content(result))
         try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _failed(call, exc)
-            raise
-        return _returned(call, result, kwargs, extract, observe, ObservedStream)
+            usage = extract(result)
+        except Exception:
+            _logger.debug("otel-migration: no usage in %r", type(result), exc_info=True)
+            usage = None
+        note_tool_calls(call, result)  # before finishing: they go on the call's span
+        (usage or Usage()).finish(call)
+        return result
 
-    return wrapper
 
-
-def async_call_wrapper(
+def call_wrapper(
     provider: str,
     operation: str,
     *,
+    asynchronous: bool,
     extract: Extractor,
     observe: Observer,
     traced_by_sdk: SelfTraced = lambda instance: False,
 ) -> Wrapper:
-    """For ``Async*.create``: a plain function returning a coroutine, so we return one too."""
+    """For ``create``; ``asynchronous`` for ``Async*.create``, a plain function returning a coroutine,
+    so the wrapper returns one too (the request is started when it is awaited)."""
+    if asynchronous:
 
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        async def run() -> Any:
-            call = _start(provider, operation, kwargs, instance, traced_by_sdk)
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            call.activate()
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                _failed(call, exc)
-                raise
-            return _returned(call, result, kwargs, extract, observe, ObservedAsyncStream)
+        def wrapper(
+            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            async def run() -> Any:
+                with _Request(_start(provider, operation, kwargs, instance, traced_by_sdk)) as request:
+                    request.result = await wrapped(*args, **kwargs)
+                return request.returned(kwargs, extract, observe, ObservedAsyncStream)
 
-        return run()
+            return run()
+
+    else:
+
+        def wrapper(
+            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            with _Request(_start(provider, operation, kwargs, instance, traced_by_sdk)) as request:
+                request.result = wrapped(*args, **kwargs)
+            return request.returned(kwargs, extract, observe, ObservedStream)
 
     return wrapper
 
@@ -186,12 +182,14 @@ class ObservedStreamManager(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_observe = observe
         self._self_observed: ObservedStream | ObservedAsyncStream | None = None
 
-    def _self_attach(self, stream: Any, call: LLMCall | None, asynchronous: bool) -> Any:
+    def _self_attach(self, request: _Request, stream_type: type[_Stream]) -> Any:
+        """The SDK's helper stream, its raw event stream swapped for an observed one."""
+        stream, call = request.result, request.call
         if call is None:
             return stream
+        call.deactivate()
         try:
-            proxy_type = ObservedAsyncStream if asynchronous else ObservedStream
-            self._self_observed = proxy_type(stream._raw_stream, call, self._self_observe)
+            self._self_observed = stream_type(stream._raw_stream, call, self._self_observe)
             stream._raw_stream = self._self_observed
         except Exception:
             _logger.exception(
@@ -205,18 +203,9 @@ class ObservedStreamManager(wrapt.ObjectProxy):  # type: ignore[type-arg]
             self._self_observed._self_finish()
 
     def __enter__(self) -> Any:
-        call = _start(*self._self_args)
-        if call is not None:
-            call.activate()
-        try:
-            stream = self.__wrapped__.__enter__()
-        except BaseException as exc:
-            if call is not None:
-                _failed(call, exc)
-            raise
-        if call is not None:
-            call.deactivate()
-        return self._self_attach(stream, call, asynchronous=False)
+        with _Request(_start(*self._self_args)) as request:
+            request.result = self.__wrapped__.__enter__()
+        return self._self_attach(request, ObservedStream)
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
@@ -225,18 +214,9 @@ class ObservedStreamManager(wrapt.ObjectProxy):  # type: ignore[type-arg]
             self._self_done()
 
     async def __aenter__(self) -> Any:
-        call = _start(*self._self_args)
-        if call is not None:
-            call.activate()
-        try:
-            stream = await self.__wrapped__.__aenter__()
-        except BaseException as exc:
-            if call is not None:
-                _failed(call, exc)
-            raise
-        if call is not None:
-            call.deactivate()
-        return self._self_attach(stream, call, asynchronous=True)
+        with _Request(_start(*self._self_args)) as request:
+            request.result = await self.__wrapped__.__aenter__()
+        return self._self_attach(request, ObservedAsyncStream)
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import wrapt
@@ -95,28 +96,50 @@ class _Observed(wrapt.ObjectProxy):  # type: ignore[type-arg]
         self._self_usage.finish(self._self_call, error)
 
 
+class _Ending:
+    """Around reading from an observed stream: finishes its call as the read ends the stream.
+
+    Around one pull (``next``): the stream's end finishes the call, an error fails it, anything else
+    (a ``KeyboardInterrupt``) leaves it open. Around a whole iteration (``whole``): the call finishes
+    however the iteration ends, failed only by an error; the application leaving early, or a
+    cancellation, is no error of the call.
+    """
+
+    __slots__ = ("_stream", "_whole")
+
+    def __init__(self, stream: _Observed, whole: bool = False) -> None:
+        self._stream, self._whole = stream, whole
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        stream, whole = self._stream, self._whole
+        if exc is None:
+            if whole:
+                stream._self_finish()
+        elif not whole and isinstance(exc, StopIteration | StopAsyncIteration):
+            stream._self_finish()  # the end of the stream
+        elif isinstance(exc, Exception):
+            stream._self_finish(exc)
+        elif whole:
+            stream._self_finish()  # left early (GeneratorExit) or cancelled
+
+
 class ObservedStream(_Observed):
     """A sync ``Stream`` (or the raw stream under a helper), observed."""
 
     def __iter__(self) -> Iterator[Any]:
-        try:
+        with _Ending(self, whole=True):
             for event in self.__wrapped__:
                 self._self_event(event)
                 yield event
-        except BaseException as exc:
-            self._self_finish(exc if isinstance(exc, Exception) else None)
-            raise
-        self._self_finish()
 
     def __next__(self) -> Any:
-        try:
+        with _Ending(self):
             event = next(self.__wrapped__)
-        except StopIteration:
-            self._self_finish()
-            raise
-        except Exception as exc:
-            self._self_finish(exc)
-            raise
         self._self_event(event)
         return event
 
@@ -141,27 +164,17 @@ class ObservedAsyncStream(_Observed):
     """An ``AsyncStream``, observed."""
 
     async def _self_iterate(self) -> AsyncIterator[Any]:
-        try:
+        with _Ending(self, whole=True):
             async for event in self.__wrapped__:
                 self._self_event(event)
                 yield event
-        except BaseException as exc:
-            self._self_finish(exc if isinstance(exc, Exception) else None)
-            raise
-        self._self_finish()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._self_iterate()
 
     async def __anext__(self) -> Any:
-        try:
+        with _Ending(self):
             event = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            self._self_finish()
-            raise
-        except Exception as exc:
-            self._self_finish(exc)
-            raise
         self._self_event(event)
         return event
 

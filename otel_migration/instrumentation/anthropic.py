@@ -12,13 +12,14 @@ Anthropic counts ``input_tokens`` without the cached ones; we report the convent
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from typing import Any, Final
 
 from opentelemetry import trace
 
-from ._calls import async_call_wrapper, stream_manager_wrapper, sync_call_wrapper
+from ._calls import call_wrapper, stream_manager_wrapper
 from ._streams import Usage
 from ._support import SDKInstrumentor
 from ._tools import watch_anthropic_event
@@ -98,12 +99,10 @@ class AnthropicInstrumentor(SDKInstrumentor):
     SUPPORTED = SUPPORTED
 
     def wrap_sdk(self) -> None:
-        sync = sync_call_wrapper(
-            PROVIDER, "chat", extract=extract, observe=observe, traced_by_sdk=traced_by_sdk
+        create = functools.partial(
+            call_wrapper, PROVIDER, "chat", extract=extract, observe=observe, traced_by_sdk=traced_by_sdk
         )
-        asynchronous = async_call_wrapper(
-            PROVIDER, "chat", extract=extract, observe=observe, traced_by_sdk=traced_by_sdk
-        )
+        sync, asynchronous = create(asynchronous=False), create(asynchronous=True)
         stream = stream_manager_wrapper(PROVIDER, "chat", observe=observe, traced_by_sdk=traced_by_sdk)
         for module_name in _MODULES:
             try:

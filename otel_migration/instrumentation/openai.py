@@ -16,7 +16,7 @@ import importlib
 import logging
 from typing import Any, Final
 
-from ._calls import async_call_wrapper, sync_call_wrapper
+from ._calls import call_wrapper
 from ._streams import Usage
 from ._support import SDKInstrumentor
 from ._tools import watch_chat_chunk, watch_response_event
@@ -117,7 +117,8 @@ class OpenAIInstrumentor(SDKInstrumentor):
             except ImportError:
                 continue
             for cls_name in cls_names:
-                factory = async_call_wrapper if cls_name.startswith("Async") else sync_call_wrapper
-                self.wrap(
-                    module, cls_name, "create", factory(PROVIDER, "chat", extract=extract, observe=observe)
+                asynchronous = cls_name.startswith("Async")
+                wrapper = call_wrapper(
+                    PROVIDER, "chat", asynchronous=asynchronous, extract=extract, observe=observe
                 )
+                self.wrap(module, cls_name, "create", wrapper)
