@@ -75,12 +75,14 @@ MIN_SAMPLES = 5  # the process's and the fleet's: enough for 2.0's 6 successful 
 OPS = "dash-ops"
 RENDER_CALLS = 6  # per version: at least MIN_SAMPLES, so that the process judges their CPU
 RENDER_CPU_S = 0.05  # thread CPU each call of render 1.0 burns (CPU-bound); 2.0 sleeps as long
-RETAINED_BYTES = 4 << 20  # what each call of render 2.0 allocates and keeps (measure_memory = true)
+# Operation "cache": each call of 2.0 allocates and keeps RETAINED_BYTES (measure_memory = true), 1.0 keeps
+# nothing (a call of its own: zeroing fresh pages costs CPU, which would blur the sleep-bound render).
+CACHE_CALLS, RETAINED_BYTES = 3, 16 << 20
 # tracemalloc also counts what other threads (exporters, the aggregator) allocate during a call
-RETAINED_NOISE = 3 << 20
+RETAINED_NOISE = 4 << 20
 # Streams: (seconds before the first item, seconds to exhaustion), each just above a bucket's lower
 # bound of DURATION_BUCKETS, as the charge's sleeps; two streams per version, five items each.
-STREAMS = {"1.0": (0.11, 0.26), "2.0": (0.011, 0.06)}
+STREAMS = {"1.0": (0.11, 0.76), "2.0": (0.011, 0.06)}
 STREAM_RUNS, STREAM_ITEMS = 2, 5
 # Events: (version, name, count), emitted inside a quick call of operation "sync" each.
 EVENTS = (
@@ -103,7 +105,7 @@ IN_FLIGHT = 3  # calls of operation "wait" (2.0) blocked while the process expor
 OPS_ANALYTICS = {  # health inputs with budgets the workload does not simply exhaust
     "min_samples": MIN_SAMPLES,
     "evaluate_every_s": 3600,  # the gauges hold the one evaluation the process makes after planting
-    "latency_slo_s": 0.2,
+    "latency_slo_s": 0.5,  # 1.0's streams are slow calls; CPU-bound calls stay below on a loaded host
     "error_budget": 0.5,
     "latency_budget": 0.5,
 }
@@ -393,6 +395,10 @@ def simulate_ops() -> None:
             _burn(RENDER_CPU_S)
         with otel_migration.versioned("2.0", operation="render"):
             time.sleep(RENDER_CPU_S)
+    for _ in range(CACHE_CALLS):
+        with otel_migration.versioned("1.0", operation="cache"):
+            pass
+        with otel_migration.versioned("2.0", operation="cache"):
             kept.append(bytearray(RETAINED_BYTES))
     for version, (first_s, total_s) in STREAMS.items():
         stream = otel_migration.versioned(version, operation="stream")(_stream)
@@ -1144,7 +1150,7 @@ def _health(calls: int, errors: int, slow: int) -> dict[str, float]:
 def ops_expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
     """The operations dashboard, from the operations service's known workload (simulate_ops)."""
     o = "operations.json"
-    finished = [(op, v) for op in ("render", "stream", "sync", "assist") for v in ("1.0", "2.0")]
+    finished = [(op, v) for op in ("render", "cache", "stream", "sync", "assist") for v in ("1.0", "2.0")]
 
     def calls(**values: float | Within) -> Expected:
         """Every finished (operation, version): the value given as ``<op>_<version>``, else ``other``."""
@@ -1159,7 +1165,7 @@ def ops_expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
     slo = OPS_ANALYTICS["latency_slo_s"]
     real = {
         v: [
-            RENDER_CALLS + STREAM_RUNS + sum(1 for ev, *_ in EVENTS if ev == v) + AGENT_RUNS[v],
+            RENDER_CALLS + CACHE_CALLS + STREAM_RUNS + sum(1 for ev, *_ in EVENTS if ev == v) + AGENT_RUNS[v],
             0,
             STREAM_RUNS if STREAMS[v][1] > slo else 0,
         ]
@@ -1185,7 +1191,7 @@ def ops_expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
     error_z = _robust_z(baseline_rates, SURGE_ERRORS / SURGE_CALLS, math.sqrt(p * (1 - p) / SURGE_CALLS))
     cpu_verdicts = {(op, v): state for op, metric, v, state in sim.ops["verdicts"] if metric == "cpu"}
     assert cpu_verdicts[("render", "2.0")] == "better", cpu_verdicts  # the process judges it too
-    retained = RENDER_CALLS * RETAINED_BYTES
+    retained = CACHE_CALLS * RETAINED_BYTES
     agent_tokens = {
         "2.0": {
             "input": AGENT_USAGE[0] + FINAL_TURN["2.0"][1],
@@ -1213,15 +1219,17 @@ def ops_expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
             render_2_0=Within(0.0, RENDER_CPU_S / 10),
             other=Within(0.0, 1.0),
         ),
+        # A CPU-bound call's share of the wall clock is the share of a core the host gave it (under a load
+        # of 8 on 2 cores, 0.44 was seen): at least a tenth; a sleep-bound one's stays under a tenth.
         (o, "CPU share of wall time", "A"): calls(
-            render_1_0=Within(0.2, 1.01), render_2_0=Within(0.0, 0.1), other=Within(0.0, 1.01)
+            render_1_0=Within(0.1, 1.01), render_2_0=Within(0.0, 0.1), other=Within(0.0, 1.01)
         ),
         (o, "CPU verdict", "A"): {
             labels(migration_operation=op, migration_version=v): 1 if op == "render" else 0
             for op, v in cpu_verdicts
         },
         (o, "Memory retained by calls (opt-in)", "A"): calls(
-            render_2_0=Within(retained - RETAINED_NOISE, retained + RETAINED_NOISE),
+            cache_2_0=Within(retained - RETAINED_NOISE, retained + RETAINED_NOISE),
             other=Within(-RETAINED_NOISE, RETAINED_NOISE),
         ),
         (o, "Calls in flight", "A"): calls(other=0)
