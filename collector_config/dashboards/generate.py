@@ -265,7 +265,7 @@ def last() -> common.ReduceDataOptions:
     return common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 
-def states(*names: tuple[int, str, str]) -> list[models.ValueMap]:
+def states(*names: tuple[int, str, str]) -> list[models.ValueMapping]:
     """Value mappings of a state gauge: (value, text, colour) for each state."""
     options = {
         str(value): models.ValueMappingResult(text=text, color=colour, index=index)
@@ -300,7 +300,7 @@ def figures(
     low: float | None = None,
     high: float | None = None,
     steps: Sequence[tuple[float | None, str]] = (),
-    mappings: Sequence[models.ValueMap] = (),
+    mappings: Sequence[models.ValueMapping] = (),
 ) -> Any:
     """One figure per series (a ``bargauge``, ``stat`` or ``gauge`` module): each series' value at the end
     of the time range, from instant queries."""

@@ -18,7 +18,13 @@ percentiles, improvement, distinct users, adoption, stage, error-free users and 
 panels must show the simulation's truth within the sketches' error (3 x 1.6 %) or the histograms'
 (0.55 % of the process's own percentiles), and the planted latency regression of 2.0 as "worse".
 
-    python -m tests.e2e.test_dashboards main|edge     # the simulated services (the test runs them)
+A third process, the operations service alone on the operations dashboard, runs a workload whose
+resources, tools and agent loops, events and health are known: CPU-bound against sleep-bound calls
+(the CPU panel and its ratio within tolerance), kept memory, streams timed into known buckets,
+calls blocked in flight while it exports, and a planted health history (rising errors, a surge, a
+linear leak) whose score, z-scores and time to limit follow from docs/health.md's formulas.
+
+    python -m tests.e2e.test_dashboards main|edge|ops  # the simulated services (the test runs them)
     python -m tests.e2e.test_dashboards debug DIR     # run it all, keep the expositions in DIR
 """
 
