@@ -354,7 +354,7 @@ func TestTheSameVerdictAsPooledRawData(t *testing.T) {
 
 func TestMaxSeriesRefusesAndCounts(t *testing.T) {
 	cfg := defaultConfig()
-	cfg.MaxSeries = 3
+	cfg.MaxSeries = 6 // each version holds two: its calls series and its health minutes
 	h := newHarness(t, cfg)
 	in := newInstance("svc", "i")
 	for _, version := range []string{"1", "2", "3", "4", "5"} {
@@ -362,8 +362,8 @@ func TestMaxSeriesRefusesAndCounts(t *testing.T) {
 	}
 	h.send(t, in)
 	md := h.emit(t)
-	require.Equal(t, 3.0, gauge(t, md, "migration.fleet.series"))
-	require.Equal(t, 2.0, gauge(t, md, "migration.fleet.refused", attrReason, reasonMaxSeries))
+	require.Equal(t, 6.0, gauge(t, md, "migration.fleet.series"))
+	require.Equal(t, 4.0, gauge(t, md, "migration.fleet.refused", attrReason, reasonMaxSeries))
 	_, held := lookup(md, "migration.fleet.requests", attrMigration, "m", attrOperation, "op", attrVersion, "3", attrWindow, windowShort)
 	_, refused := lookup(md, "migration.fleet.requests", attrMigration, "m", attrOperation, "op", attrVersion, "4", attrWindow, windowShort)
 	require.True(t, held)
