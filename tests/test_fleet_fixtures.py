@@ -99,4 +99,6 @@ def test_the_health_fixture_covers_every_branch() -> None:
     assert flagged["latency step"] == ["latency"]
     assert flagged["steady"] == [] and versions["the judged minute is empty"]["anomalies"] == {}
     assert versions["rising category"]["trends"]["timeout"]["state"] == "rising"
-    assert versions["rising category"]["trends"]["resource"]["state"] == "stable"  # only in the current minute
+    assert (
+        versions["rising category"]["trends"]["resource"]["state"] == "stable"
+    )  # only in the current minute
