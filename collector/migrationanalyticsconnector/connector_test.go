@@ -497,6 +497,12 @@ func TestConfigValidate(t *testing.T) {
 		{"negative effect", func(c *Config) { c.LatencyMinEffect = -1 }, false},
 		{"tiny histograms", func(c *Config) { c.HistogramMaxSize = 1 }, false},
 		{"empty control", func(c *Config) { c.ControlVersions = map[string]string{"m": ""} }, false},
+		{"no latency objective", func(c *Config) { c.LatencySLO = 0 }, false},
+		{"no error budget", func(c *Config) { c.ErrorBudget = 0 }, false},
+		{"a latency budget above 1", func(c *Config) { c.LatencyBudget = 1.5 }, false},
+		{"no health delay", func(c *Config) { c.HealthDelay = 0 }, true},
+		{"negative health delay", func(c *Config) { c.HealthDelay = -time.Second }, false},
+		{"a health delay beyond the baseline's hour", func(c *Config) { c.HealthDelay = 29 * time.Minute }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -414,6 +414,7 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 	}
 
 	liveMigrations := map[[2]string]bool{}
+	health := s.healthByService()
 	for _, service := range sorted(services) {
 		v := views[service]
 		e := emit(service)
@@ -424,7 +425,7 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 			}
 		}
 		e.gauge("migration.fleet.instances", float64(instances))
-		s.evaluateHealth(service, e, now)
+		s.evaluateHealth(service, health[service], e, now)
 		if v == nil {
 			continue
 		}

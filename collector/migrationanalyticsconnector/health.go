@@ -438,17 +438,18 @@ func newServiceMinutes() *serviceMinutes {
 }
 
 // spread divides an increase over the minutes of the span (from, to] it covers, in proportion to
-// the time each minute holds of it; a point without a span lands in the minute of `to`. Only the
-// last hour up to `to` is visited (older minutes have left the ring).
-func spread(from, to float64, fn func(minute int64, share float64)) {
+// the time each minute holds of it; a point without a span lands in the minute of `to`. Minutes
+// before `oldest` (out of the hour the ring holds) are skipped, their share dropped.
+func spread(from, to float64, oldest int64, fn func(minute int64, share float64)) {
 	if !(to > from) {
-		fn(int64(math.Floor(to/minuteWidth)), 1)
+		if m := int64(math.Floor(to / minuteWidth)); m >= oldest {
+			fn(m, 1)
+		}
 		return
 	}
 	length := to - from
-	first := int64(math.Floor(from / minuteWidth))
+	first := max(int64(math.Floor(from/minuteWidth)), oldest)
 	last := int64(math.Ceil(to/minuteWidth)) - 1
-	first = max(first, last-minuteCount)
 	for m := first; m <= last; m++ {
 		lo := math.Max(from, float64(m*minuteWidth))
 		hi := math.Min(to, float64((m+1)*minuteWidth))
@@ -457,6 +458,9 @@ func spread(from, to float64, fn func(minute int64, share float64)) {
 		}
 	}
 }
+
+// oldestMinute is the first minute of the hour the rings hold at now.
+func oldestMinute(now int64) int64 { return now/minuteWidth - minuteCount + 1 }
 
 type healthKey struct{ service, migration, version string }
 
@@ -502,12 +506,12 @@ func (s *state) serviceHealth(service string) *serviceMinutes {
 }
 
 // addHealth spreads an increase of one version's minute counts over (from, to].
-func (s *state) addHealth(service string, attrs []kv, delta minuteCounts, from, to float64) {
+func (s *state) addHealth(service string, attrs []kv, delta minuteCounts, from, to float64, now int64) {
 	v := s.versionHealth(service, attrs)
 	if v == nil {
 		return
 	}
-	spread(from, to, func(m int64, share float64) {
+	spread(from, to, oldestMinute(now), func(m int64, share float64) {
 		if slot, ok := v.slot(m); ok {
 			c := &v.counts[slot]
 			c.requests += share * delta.requests
@@ -520,7 +524,7 @@ func (s *state) addHealth(service string, attrs []kv, delta minuteCounts, from, 
 }
 
 // addCategoryErrors spreads an increase of migration.errors over (from, to], by category.
-func (s *state) addCategoryErrors(service string, attrs []kv, delta, from, to float64) {
+func (s *state) addCategoryErrors(service string, attrs []kv, delta, from, to float64, now int64) {
 	v := s.versionHealth(service, attrs)
 	if v == nil {
 		return
@@ -538,19 +542,19 @@ func (s *state) addCategoryErrors(service string, attrs []kv, delta, from, to fl
 		c = &[minuteCount]float64{}
 		v.categories[category] = c
 	}
-	spread(from, to, func(m int64, share float64) {
+	spread(from, to, oldestMinute(now), func(m int64, share float64) {
 		if slot, ok := v.slot(m); ok {
 			c[slot] += share * delta
 		}
 	})
 }
 
-func (s *state) addDropped(service string, delta, from, to float64) {
+func (s *state) addDropped(service string, delta, from, to float64, now int64) {
 	sv := s.serviceHealth(service)
 	if sv == nil {
 		return
 	}
-	spread(from, to, func(m int64, share float64) {
+	spread(from, to, oldestMinute(now), func(m int64, share float64) {
 		slot, fresh, ok := sv.ring.claim(m)
 		if !ok {
 			return
@@ -630,7 +634,7 @@ func (s *state) expireHealth(now int64) {
 
 // fleetInputs are the service-wide inputs of the score over the minutes first..last: the mean
 // CPU share of the instances that reported one in that time, and the share of calls lost.
-func (s *state) fleetInputs(service string, first, last int64) (saturation, loss float64) {
+func (s *state) fleetInputs(service string, versions []*versionMinutes, first, last int64) (saturation, loss float64) {
 	sv := s.services[service]
 	if sv == nil {
 		return 0, 0
@@ -651,10 +655,8 @@ func (s *state) fleetInputs(service string, first, last int64) (saturation, loss
 			dropped += sv.dropped[slot]
 		}
 	}
-	for key, v := range s.health {
-		if key.service == service {
-			calls += v.window(first, last).requests
-		}
+	for _, v := range versions {
+		calls += v.window(first, last).requests
 	}
 	if dropped+calls > 0 {
 		loss = dropped / (dropped + calls)
@@ -662,27 +664,41 @@ func (s *state) fleetInputs(service string, first, last int64) (saturation, loss
 	return saturation, loss
 }
 
-// evaluateHealth emits the health figures of every version of a service that had calls in the
-// last hour: the score over the last 5 minutes (the current one included), and the anomalies and
-// trends of the last minute that ended health_delay ago.
-func (s *state) evaluateHealth(service string, e *emitter, now int64) {
+// healthByService groups the versions' keys by service, in a stable order.
+func (s *state) healthByService() map[string][]healthKey {
+	out := map[string][]healthKey{}
+	for key := range s.health {
+		out[key.service] = append(out[key.service], key)
+	}
+	for _, keys := range out {
+		sort.Slice(keys, func(i, j int) bool {
+			a, b := keys[i], keys[j]
+			if a.migration != b.migration {
+				return a.migration < b.migration
+			}
+			return a.version < b.version
+		})
+	}
+	return out
+}
+
+// evaluateHealth emits the health figures of every version of a service (keys: its versions, from
+// healthByService) that had calls in the last hour: the score over the last 5 minutes (the current
+// one included), and the anomalies and trends of the last minute that ended health_delay ago.
+func (s *state) evaluateHealth(service string, all []healthKey, e *emitter, now int64) {
 	current := now / minuteWidth
 	judged := (now-int64(s.cfg.HealthDelay.Seconds()))/minuteWidth - 1
 	first := current - scoreMinutes + 1
-	saturation, loss := s.fleetInputs(service, first, current)
+	versions := make([]*versionMinutes, 0, len(all))
 	var keys []healthKey
-	for key, v := range s.health {
-		if key.service == service && v.window(current-minuteCount+1, current+minuteCount).requests > 0 {
+	for _, key := range all {
+		v := s.health[key]
+		versions = append(versions, v)
+		if v.window(oldestMinute(now), current+futureSlack/minuteWidth).requests > 0 {
 			keys = append(keys, key)
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.migration != b.migration {
-			return a.migration < b.migration
-		}
-		return a.version < b.version
-	})
+	saturation, loss := s.fleetInputs(service, versions, first, current)
 	for _, key := range keys {
 		v := s.health[key]
 		w := v.window(first, current)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 func TestSpread(t *testing.T) {
@@ -23,16 +24,17 @@ func TestSpread(t *testing.T) {
 		{"no span", at(m, 20), at(m, 20), map[int64]float64{m: 1}},
 		{"a span of two hours keeps its last hour's share", at(m-119, 0), at(m+1, 0), func() map[int64]float64 {
 			out := map[int64]float64{}
-			for k := m - minuteCount; k <= m; k++ {
+			for k := m - minuteCount + 1; k <= m; k++ {
 				out[k] = 1.0 / 120
 			}
 			return out
 		}()},
+		{"a point older than the hour", at(m-minuteCount, 10), at(m-minuteCount, 10), map[int64]float64{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := map[int64]float64{}
-			spread(tt.from, tt.to, func(minute int64, share float64) { got[minute] += share })
+			spread(tt.from, tt.to, m-minuteCount+1, func(minute int64, share float64) { got[minute] += share })
 			require.Len(t, got, len(tt.want))
 			for minute, share := range tt.want {
 				require.InDelta(t, share, got[minute], 1e-12, "minute %d", minute-m)
@@ -202,13 +204,24 @@ func TestFleetHealthOfThreeInstances(t *testing.T) {
 	}
 	require.Equal(t, 1.0, gauge(t, md, metricErrorTrend, mv(attrCategory, "timeout")...), "timeouts rise")
 
-	// One series per version, none per instance.
-	for _, name := range []string{metricHealthScore, metricAnomaly, metricErrorTrend} {
-		for _, rm := range md.ResourceMetrics().All() {
-			_, has := rm.Resource().Attributes().Get(attrServiceInstance)
-			require.False(t, has, name)
+	// One series per version (and signal, category), whatever the number of instances.
+	points := map[string]int{}
+	for _, rm := range md.ResourceMetrics().All() {
+		_, has := rm.Resource().Attributes().Get(attrServiceInstance)
+		require.False(t, has)
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				if m.Type() == pmetric.MetricTypeGauge {
+					points[m.Name()] += m.Gauge().DataPoints().Len()
+				}
+			}
 		}
 	}
+	require.Equal(t, 1, points[metricHealthScore])
+	require.Equal(t, 4, points[metricHealthFactor])
+	require.Equal(t, 3, points[metricAnomaly])
+	require.Equal(t, 3, points[metricAnomalyScore])
+	require.Equal(t, 2, points[metricErrorTrend])
 }
 
 // TestExportTimesDoNotMoveTheMinutes: the same steady calls exported at second 0 or at second 37

@@ -402,10 +402,10 @@ func (s *state) consumeSum(service, instance, name string, attrMap pcommon.Map, 
 	to := pointSeconds(ts, t)
 	switch name {
 	case metricErrors:
-		s.addCategoryErrors(service, attrs, delta, from, to)
+		s.addCategoryErrors(service, attrs, delta, from, to, now)
 		return
 	case metricDropped:
-		s.addDropped(service, delta, from, to)
+		s.addDropped(service, delta, from, to, now)
 		return
 	}
 	// The window's series first: under max_series the fleet's figures come before its health.
@@ -417,7 +417,7 @@ func (s *state) consumeSum(service, instance, name string, attrMap pcommon.Map, 
 		if attrOf(attrs, attrOutcome) == outcomeError {
 			counts.errors = delta
 		}
-		s.addHealth(service, attrs, counts, from, to)
+		s.addHealth(service, attrs, counts, from, to, now)
 	}
 }
 
@@ -484,7 +484,7 @@ func (s *state) consumeHist(service, instance, name string, dp pmetric.Exponenti
 	if name == metricDuration {
 		s.addHealth(service, attrs, minuteCounts{
 			ok: float64(delta.count), okSeconds: delta.sum, slow: slowCount(delta, s.cfg.LatencySLO.Seconds()),
-		}, from, pointSeconds(dp.Timestamp(), t))
+		}, from, pointSeconds(dp.Timestamp(), t), now)
 	}
 }
 
