@@ -1,8 +1,10 @@
-"""The shared fixture of the fleet statistics still says what the Python functions compute.
+"""The shared fixtures of the fleet still say what the Python functions compute.
 
-``tests/fixtures/fleet_statistics.json`` is what the collector component's Go tests check
-themselves against; this test recomputes every expected output with the project's own functions,
-so a change on the Python side that is not carried to the fixture (and thus to Go) fails here.
+``tests/fixtures/fleet_statistics.json`` (statistics, sketches, verdicts) and
+``tests/fixtures/fleet_health.json`` (health score, anomalies, error trends) are what the collector
+component's Go tests check themselves against; these tests recompute every expected output with the
+project's own functions, so a change on the Python side that is not carried to the fixtures (and
+thus to Go) fails here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 from otel_migration._analytics.sketch import HyperLogLog
+from tests.fixtures import make_fleet_health
 from tests.fixtures.make_fleet_statistics import PATH, build, expand, splitmix64
 
 
@@ -70,3 +73,32 @@ def test_expand_and_mixer() -> None:
     assert expand([[1.5, 2], [3.0, 1]]).tolist() == [1.5, 1.5, 3.0]
     # The reference value of splitmix64 from 0 (Vigna's splitmix64.c, first output for seed 0).
     assert splitmix64(0) == 0xE220A8397B1DCDAF
+
+
+def test_the_health_fixture_matches_the_python_functions() -> None:
+    stored = json.loads(make_fleet_health.PATH.read_text())
+    assert _close(make_fleet_health.build(), stored, "$", stored["tolerance"]) == []
+
+
+def test_the_health_fixture_covers_every_branch() -> None:
+    stored = json.loads(make_fleet_health.PATH.read_text())
+    scores = [c["score"] for c in stored["health_score"]]
+    assert min(scores) == pytest.approx(0) and max(scores) == pytest.approx(100) and len(set(scores)) > 10
+    judged = [c["expected"] for c in stored["robust_z"]]
+    assert None in judged, "no case with too little baseline"
+    assert {e["anomalous"] for e in judged if e} == {True, False}
+    assert {c["direction"] for c in stored["robust_z"]} == {"both", "up"}
+    assert {c["state"] for c in stored["error_trend"]} == {"rising", "falling", "stable"}
+    assert any(c["state"] == "rising" and c["slope_per_minute"] == 0 for c in stored["error_trend"])
+    versions = {c["name"]: c for c in stored["versions"]}
+    flagged = {
+        name: sorted(k for k, a in c["anomalies"].items() if a["anomalous"]) for name, c in versions.items()
+    }
+    assert flagged["request surge"] == ["request_rate"]
+    assert flagged["error-rate step"] == ["error_rate"]
+    assert flagged["latency step"] == ["latency"]
+    assert flagged["steady"] == [] and versions["the judged minute is empty"]["anomalies"] == {}
+    assert versions["rising category"]["trends"]["timeout"]["state"] == "rising"
+    assert (
+        versions["rising category"]["trends"]["resource"]["state"] == "stable"
+    )  # only in the current minute

@@ -34,6 +34,16 @@ type Config struct {
 	StallAfter       time.Duration `mapstructure:"stall_after"`
 	StallEpsilon     float64       `mapstructure:"stall_epsilon"`
 
+	// Health (docs/health.md): the score's latency objective and budgets, as in the SDK's
+	// AnalyticsSettings. LatencySLO is compared with the successful calls' merged durations.
+	LatencySLO    time.Duration `mapstructure:"latency_slo"`
+	LatencyBudget float64       `mapstructure:"latency_budget"`
+	ErrorBudget   float64       `mapstructure:"error_budget"`
+	// HealthDelay: a minute is judged for anomalies and trends once it ended this long ago, so
+	// that every process has exported its calls of that minute (at least the SDK's metric export
+	// interval, OTEL_METRIC_EXPORT_INTERVAL, 60 s by default, plus delivery).
+	HealthDelay time.Duration `mapstructure:"health_delay"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -57,6 +67,10 @@ func defaultConfig() *Config {
 		AdoptionReplaced:   0.95,
 		StallAfter:         time.Hour,
 		StallEpsilon:       0.001,
+		LatencySLO:         500 * time.Millisecond,
+		LatencyBudget:      0.05,
+		ErrorBudget:        0.05,
+		HealthDelay:        90 * time.Second,
 	}
 }
 
@@ -95,6 +109,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf(
 			"adoption thresholds must satisfy 0 <= started <= adopted <= replaced <= 1, got %v, %v, %v",
 			c.AdoptionStarted, c.AdoptionAdopted, c.AdoptionReplaced))
+	}
+	if c.LatencySLO <= 0 {
+		errs = append(errs, fmt.Errorf("latency_slo must be positive, got %v", c.LatencySLO))
+	}
+	for name, v := range map[string]float64{"latency_budget": c.LatencyBudget, "error_budget": c.ErrorBudget} {
+		if !(v > 0 && v <= 1) {
+			errs = append(errs, fmt.Errorf("%s must be in (0, 1], got %v", name, v))
+		}
+	}
+	if c.HealthDelay < 0 || c.HealthDelay > time.Duration(minuteWidth*(minuteCount-baselineMinutes-2))*time.Second {
+		errs = append(errs, fmt.Errorf("health_delay must be between 0 and %ds, got %v", minuteWidth*(minuteCount-baselineMinutes-2), c.HealthDelay))
 	}
 	if c.StallAfter <= 0 {
 		errs = append(errs, fmt.Errorf("stall_after must be positive, got %v", c.StallAfter))

@@ -26,6 +26,9 @@ func TestLoadConfig(t *testing.T) {
 	custom.Alpha = 0.01
 	custom.LatencyMinEffect = 0.1
 	custom.StallAfter = 2 * time.Hour
+	custom.LatencySLO = 250 * time.Millisecond
+	custom.ErrorBudget = 0.02
+	custom.HealthDelay = 2 * time.Minute
 	tests := []struct {
 		id      component.ID
 		want    *Config

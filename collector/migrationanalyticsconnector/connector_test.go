@@ -354,7 +354,7 @@ func TestTheSameVerdictAsPooledRawData(t *testing.T) {
 
 func TestMaxSeriesRefusesAndCounts(t *testing.T) {
 	cfg := defaultConfig()
-	cfg.MaxSeries = 3
+	cfg.MaxSeries = 6 // each version holds two: its calls series and its health minutes
 	h := newHarness(t, cfg)
 	in := newInstance("svc", "i")
 	for _, version := range []string{"1", "2", "3", "4", "5"} {
@@ -362,8 +362,8 @@ func TestMaxSeriesRefusesAndCounts(t *testing.T) {
 	}
 	h.send(t, in)
 	md := h.emit(t)
-	require.Equal(t, 3.0, gauge(t, md, "migration.fleet.series"))
-	require.Equal(t, 2.0, gauge(t, md, "migration.fleet.refused", attrReason, reasonMaxSeries))
+	require.Equal(t, 6.0, gauge(t, md, "migration.fleet.series"))
+	require.Equal(t, 4.0, gauge(t, md, "migration.fleet.refused", attrReason, reasonMaxSeries))
 	_, held := lookup(md, "migration.fleet.requests", attrMigration, "m", attrOperation, "op", attrVersion, "3", attrWindow, windowShort)
 	_, refused := lookup(md, "migration.fleet.requests", attrMigration, "m", attrOperation, "op", attrVersion, "4", attrWindow, windowShort)
 	require.True(t, held)
@@ -497,6 +497,12 @@ func TestConfigValidate(t *testing.T) {
 		{"negative effect", func(c *Config) { c.LatencyMinEffect = -1 }, false},
 		{"tiny histograms", func(c *Config) { c.HistogramMaxSize = 1 }, false},
 		{"empty control", func(c *Config) { c.ControlVersions = map[string]string{"m": ""} }, false},
+		{"no latency objective", func(c *Config) { c.LatencySLO = 0 }, false},
+		{"no error budget", func(c *Config) { c.ErrorBudget = 0 }, false},
+		{"a latency budget above 1", func(c *Config) { c.LatencyBudget = 1.5 }, false},
+		{"no health delay", func(c *Config) { c.HealthDelay = 0 }, true},
+		{"negative health delay", func(c *Config) { c.HealthDelay = -time.Second }, false},
+		{"a health delay beyond the baseline's hour", func(c *Config) { c.HealthDelay = 29 * time.Minute }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,6 +164,11 @@ var descriptions = map[string]description{
 	"migration.fleet.llm.cost":                {"USD", "LLM spend in the window across the fleet."},
 	"migration.fleet.instances":               {"{instance}", "Instances of the service seen within stream_ttl."},
 	"migration.fleet.series":                  {"{series}", "State series held by the component (against max_series)."},
+	"migration.fleet.health.score":            {"", "Health score 0-100 per migration and version (docs/health.md)."},
+	"migration.fleet.health.factor":           {"", "Each input's part of the health score (1 no harm, 0 its weight lost)."},
+	"migration.fleet.anomaly":                 {"", "1 while the judged minute's rate or latency is anomalous."},
+	"migration.fleet.anomaly.score":           {"", "Robust z-score of the judged minute against the 30 before."},
+	"migration.fleet.error.trend":             {"", "Error trend per category: 1 rising, -1 falling, 0 stable."},
 }
 
 // verdict is one comparison of a candidate with the control.
@@ -320,6 +325,9 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 	for k := range s.instances {
 		services[k[0]] = true
 	}
+	for k := range s.health {
+		services[k.service] = true
+	}
 	for _, service := range sorted(services) {
 		emit(service)
 	}
@@ -406,6 +414,7 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 	}
 
 	liveMigrations := map[[2]string]bool{}
+	health := s.healthByService()
 	for _, service := range sorted(services) {
 		v := views[service]
 		e := emit(service)
@@ -416,6 +425,7 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 			}
 		}
 		e.gauge("migration.fleet.instances", float64(instances))
+		s.evaluateHealth(service, health[service], e, now)
 		if v == nil {
 			continue
 		}

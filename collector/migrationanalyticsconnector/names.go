@@ -14,6 +14,8 @@ const (
 	attrStatistic = "migration.statistic"
 	attrMetric    = "migration.metric"
 	attrReason    = "migration.fleet.refused.reason"
+	attrCategory  = "migration.error.category"
+	attrInput     = "migration.health.input"
 
 	attrSketchKind      = "migration.sketch.kind"
 	attrSketchStart     = "migration.sketch.bucket.start"
@@ -35,6 +37,9 @@ const (
 	metricCost        = "migration.state.llm.cost"
 	metricQuality     = "migration.state.quality.score"
 	metricRolloutPct  = "migration.rollout.percent"
+	metricErrors      = "migration.errors"            // by category: the error trends
+	metricDropped     = "migration.telemetry.dropped" // calls lost in a full queue: telemetry loss
+	metricCPU         = "process.cpu.utilization"     // share of all cores: saturation
 	fleetPrefix       = "migration.fleet."
 	allOperations     = "*"
 	scopeName         = "github.com/otel-migration/otel-migration/collector/migrationanalyticsconnector"
@@ -43,6 +48,26 @@ const (
 	windowShort       = "1h"
 	windowLong        = "24h"
 	verdictConfidence = 0.95
+)
+
+// The fleet's health figures (health.go, docs/health.md).
+const (
+	metricHealthScore  = "migration.fleet.health.score"
+	metricHealthFactor = "migration.fleet.health.factor"
+	metricAnomaly      = "migration.fleet.anomaly"
+	metricAnomalyScore = "migration.fleet.anomaly.score"
+	metricErrorTrend   = "migration.fleet.error.trend"
+
+	// Values of migration.metric on the anomalies, of migration.health.input on the factors.
+	signalRequestRate = "request_rate"
+	signalErrorRate   = "error_rate"
+	signalLatency     = "latency"
+	inputErrors       = "errors"
+	inputLatency      = "latency"
+	inputSaturation   = "saturation"
+	inputLoss         = "telemetry_loss"
+
+	unknownCategory = "unknown"
 )
 
 // Reasons a point or sketch is refused (the migration.fleet.refused.reason attribute).

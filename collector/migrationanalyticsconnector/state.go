@@ -151,6 +151,7 @@ type sketchKey struct{ service, migration, version, kind string }
 type stream struct {
 	instance [2]string
 	start    uint64
+	at       pcommon.Timestamp // the previous point's time: the next point covers the span since
 	sum      float64
 	hist     *expHist
 }
@@ -183,6 +184,8 @@ type state struct {
 	rollouts  map[[2]string]*rolloutState
 	history   map[[2]string][]ratioAt
 	refused   map[string]int64
+	health    map[healthKey]*versionMinutes
+	services  map[string]*serviceMinutes
 	started   time.Time
 }
 
@@ -196,12 +199,14 @@ func newState(cfg *Config, started time.Time) *state {
 		rollouts:  map[[2]string]*rolloutState{},
 		history:   map[[2]string][]ratioAt{},
 		refused:   map[string]int64{},
+		health:    map[healthKey]*versionMinutes{},
+		services:  map[string]*serviceMinutes{},
 		started:   started,
 	}
 }
 
 func (s *state) seriesCount() int {
-	return len(s.series) + len(s.sketches) + len(s.streams) + len(s.rollouts)
+	return len(s.series) + len(s.sketches) + len(s.streams) + len(s.rollouts) + s.healthCount()
 }
 
 func (s *state) full() bool { return s.seriesCount() >= s.cfg.MaxSeries }
@@ -333,11 +338,18 @@ func (s *state) consumeMetrics(md pmetric.Metrics, now int64) {
 
 func (s *state) consumeMetric(service, instance string, m pmetric.Metric, now int64) {
 	name := m.Name()
-	if name == metricRolloutPct {
+	switch {
+	case name == metricRolloutPct:
 		s.consumeRollout(service, m, now)
 		return
-	}
-	if !strings.HasPrefix(name, statePrefix) {
+	case name == metricCPU:
+		s.consumeCPU(service, instance, m, now)
+		return
+	case name == metricErrors || name == metricDropped:
+		if m.Type() != pmetric.MetricTypeSum {
+			return
+		}
+	case !strings.HasPrefix(name, statePrefix):
 		return
 	}
 	switch m.Type() {
@@ -368,7 +380,7 @@ func (s *state) consumeSum(service, instance, name string, attrMap pcommon.Map, 
 		return
 	}
 	attrs, attrKey := sortedAttrs(attrMap)
-	delta := value
+	delta, from := value, spanStart(start, ts, t)
 	if cumulative {
 		st, first, countFirst := s.baseline(service, instance, name, attrKey, start, t)
 		if st == nil {
@@ -380,16 +392,51 @@ func (s *state) consumeSum(service, instance, name string, attrMap pcommon.Map, 
 		case first || uint64(start) != st.start || value < st.sum:
 			delta = value
 		default:
-			delta = value - st.sum
+			delta, from = value-st.sum, spanStart(st.at, ts, t)
 		}
-		st.start, st.sum = uint64(start), value
+		st.start, st.sum, st.at = uint64(start), value, ts
 	}
 	if delta == 0 {
 		return
 	}
+	to := pointSeconds(ts, t)
+	switch name {
+	case metricErrors:
+		s.addCategoryErrors(service, attrs, delta, from, to, now)
+		return
+	case metricDropped:
+		s.addDropped(service, delta, from, to, now)
+		return
+	}
+	// The window's series first: under max_series the fleet's figures come before its health.
 	if sr := s.getSeries(service, name, attrKey, attrs, false); sr != nil && sr.sum != nil {
 		sr.sum.add(t, resetFloat, func(v *float64) { *v += delta })
 	}
+	if name == metricCalls {
+		counts := minuteCounts{requests: delta}
+		if attrOf(attrs, attrOutcome) == outcomeError {
+			counts.errors = delta
+		}
+		s.addHealth(service, attrs, counts, from, to, now)
+	}
+}
+
+// pointSeconds is a point's time in (fractional) Unix seconds; t when it has none.
+func pointSeconds(ts pcommon.Timestamp, t int64) float64 {
+	if ts == 0 {
+		return float64(t)
+	}
+	return float64(ts) / 1e9
+}
+
+// spanStart is where the span a point covers begins: at `from` when that is before the point,
+// else nowhere (the point lands in its own minute).
+func spanStart(from, ts pcommon.Timestamp, t int64) float64 {
+	to := pointSeconds(ts, t)
+	if from == 0 || float64(from)/1e9 >= to {
+		return to
+	}
+	return float64(from) / 1e9
 }
 
 func (s *state) consumeHist(service, instance, name string, dp pmetric.ExponentialHistogramDataPoint, cumulative bool, now int64) {
@@ -399,7 +446,7 @@ func (s *state) consumeHist(service, instance, name string, dp pmetric.Exponenti
 	}
 	attrs, attrKey := sortedAttrs(dp.Attributes())
 	point := histFromPoint(dp)
-	delta := point
+	delta, from := point, spanStart(dp.StartTimestamp(), dp.Timestamp(), t)
 	if cumulative {
 		st, first, countFirst := s.baseline(service, instance, name, attrKey, dp.StartTimestamp(), t)
 		if st == nil {
@@ -412,29 +459,33 @@ func (s *state) consumeHist(service, instance, name string, dp pmetric.Exponenti
 			delta = point
 		default:
 			if d, ok := point.subtract(st.hist); ok {
-				delta = d
+				delta, from = d, spanStart(st.at, dp.Timestamp(), t)
 			}
 		}
-		st.start, st.hist = uint64(dp.StartTimestamp()), point
+		st.start, st.hist, st.at = uint64(dp.StartTimestamp()), point, dp.Timestamp()
 	}
 	if delta == nil || delta.count == 0 {
 		return
 	}
 	sr := s.getSeries(service, name, attrKey, attrs, true)
-	if sr == nil || sr.hist == nil {
-		return
-	}
-	maxSize := s.cfg.HistogramMaxSize
-	sr.hist.add(t, resetHist, func(h **expHist) {
-		if *h == nil {
-			*h = delta.clone()
-			for len((*h).pos.counts) > maxSize || len((*h).neg.counts) > maxSize {
-				(*h).downscale(1)
+	if sr != nil && sr.hist != nil {
+		maxSize := s.cfg.HistogramMaxSize
+		sr.hist.add(t, resetHist, func(h **expHist) {
+			if *h == nil {
+				*h = delta.clone()
+				for len((*h).pos.counts) > maxSize || len((*h).neg.counts) > maxSize {
+					(*h).downscale(1)
+				}
+				return
 			}
-			return
-		}
-		(*h).merge(delta, maxSize)
-	})
+			(*h).merge(delta, maxSize)
+		})
+	}
+	if name == metricDuration {
+		s.addHealth(service, attrs, minuteCounts{
+			ok: float64(delta.count), okSeconds: delta.sum, slow: slowCount(delta, s.cfg.LatencySLO.Seconds()),
+		}, from, pointSeconds(dp.Timestamp(), t), now)
+	}
 }
 
 func (s *state) consumeRollout(service string, m pmetric.Metric, now int64) {
@@ -631,4 +682,5 @@ func (s *state) expire(now int64) {
 			delete(s.rollouts, key)
 		}
 	}
+	s.expireHealth(now)
 }

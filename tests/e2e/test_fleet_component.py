@@ -7,6 +7,10 @@ The real collector (with the component, built by collector_config/build.sh) merg
 Prometheus endpoint must show the ground truth: exact requests, distinct users within the sketch's
 error, p95 within the histogram's 0.55 %, the verdicts the Python code gives on the pooled raw
 data, one series per migration and no per-instance label.
+
+The fleet's health (docs/health.md): three processes export 40 minutes of cumulative state, errors
+by category, dropped calls and CPU, minute by minute; the health score, anomalies and error trends
+at Prometheus must be what the Python functions give on the pooled raw calls.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 
+from otel_migration._analytics.health import HealthMonitor, health_score
 from otel_migration._analytics.sketch import HyperLogLog
 from otel_migration._analytics.verdicts import adjust, error_rate_verdict, shift_verdict
 from otel_migration._core.config import AnalyticsSettings
+from otel_migration._core.context import Scope
+from otel_migration._core.records import CallRecord
 from tests.fixtures.make_fleet_statistics import splitmix64
 
 from .stack import ROOT, Stack, binaries, prometheus_samples, wait_until
@@ -47,10 +54,13 @@ RELATIVE_ERROR = 1.04 / math.sqrt(4096)
 
 
 class FleetStack(Stack):
-    """The shipped configs, with the component emitting every second instead of every ten."""
+    """The shipped configs, the component emitting every second and judging the last minute at once."""
 
     def collector_env(self) -> dict[str, str]:
-        return super().collector_env() | {"OTELCOL_FLEET_EMIT_INTERVAL": "1s"}
+        return super().collector_env() | {
+            "OTELCOL_FLEET_EMIT_INTERVAL": "1s",
+            "OTELCOL_FLEET_HEALTH_DELAY": "0s",
+        }
 
 
 @pytest.fixture(scope="module")
@@ -367,3 +377,227 @@ def test_real_sdk_processes_give_one_fleet_series_per_migration(stack: Stack, tm
         if labels.get("job") == service
     ]
     assert instances == [3.0]
+
+
+# -- the fleet's health ------------------------------------------------------------------------------
+HEALTH_SERVICE, HEALTH_MIGRATION = "fleet-health", "health-e2e"
+HEALTH_MINUTES = 40
+HEALTH_INSTANCES = ("h1", "h2", "h3")
+HEALTH_CPU = (0.2, 0.5, 0.8)  # each instance's process.cpu.utilization
+SLO_S = AnalyticsSettings().latency_slo_s
+
+
+def _plan(first: int) -> dict[tuple[int, str, str], dict[str, Any]]:
+    """(minute, instance, version) -> its calls: durations of the successful ones, errors by category.
+
+    1.0 is steady but triples its calls in the last minute (a request surge); 2.0 gets slower in the
+    last minute (a latency step), has 3 % slow calls, and its timeouts rise minute by minute.
+    """
+    rng = np.random.default_rng(17)
+    plan = {}
+    for k in range(HEALTH_MINUTES):
+        last = k == HEALTH_MINUTES - 1
+        for j, instance in enumerate(HEALTH_INSTANCES):
+            n = int(rng.poisson(60 + 20 * j)) * (3 if last else 1)
+            ok = rng.lognormal(math.log(0.08), 0.2, n)
+            plan[(first + k, instance, "1.0")] = {
+                "ok": ok,
+                "errors": {"timeout": int(rng.binomial(n, 0.01))},
+                "dropped": 2 if j == 0 else 0,
+            }
+            n = int(rng.poisson(50))
+            ok = rng.lognormal(math.log(0.25 if last else 0.1), 0.25, n)
+            ok[: max(1, n * 3 // 100)] = 0.9  # slow calls, beyond the 0.5 s objective
+            plan[(first + k, instance, "2.0")] = {
+                "ok": ok,
+                "errors": {
+                    "timeout": int(rng.binomial(n, 0.005 + 0.0015 * k)),
+                    "network": int(rng.binomial(n, 0.01)),
+                },
+                "dropped": 0,
+            }
+    for calls in plan.values():
+        # The objective is decided at bucket midpoints (0.55 %): keep every value clear of it.
+        assert not np.any(np.abs(calls["ok"] / SLO_S - 1) < 0.01)
+    return plan
+
+
+def _health_export(
+    stack: Stack, instance: str, start_ns: int, at_ns: int, totals: dict[str, dict[str, Any]], cpu: float
+) -> None:
+    """One process's cumulative export: calls, durations, errors by category, drops, CPU."""
+    cumulative = metrics_pb2.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+
+    def point(value: int, **attrs: str) -> metrics_pb2.NumberDataPoint:
+        return metrics_pb2.NumberDataPoint(
+            attributes=_kv(attrs), start_time_unix_nano=start_ns, time_unix_nano=at_ns, as_int=value
+        )
+
+    def counter(name: str, points: list[metrics_pb2.NumberDataPoint]) -> metrics_pb2.Metric:
+        return metrics_pb2.Metric(
+            name=name,
+            sum=metrics_pb2.Sum(data_points=points, aggregation_temporality=cumulative, is_monotonic=True),
+        )
+
+    base = {"migration.name": HEALTH_MIGRATION, "migration.operation": OPERATION}
+    calls, errors, histograms = [], [], []
+    for version, t in totals.items():
+        attrs = base | {"migration.version": version}
+        failed = sum(t["errors"].values())
+        calls += [
+            point(int(t["ok"].size), **attrs, **{"migration.outcome": "ok"}),
+            point(failed, **attrs, **{"migration.outcome": "error"}),
+        ]
+        errors += [
+            point(n, **attrs, **{"error.type": f"{c.title()}Error", "migration.error.category": c})
+            for c, n in sorted(t["errors"].items())
+        ]
+        hist = metrics_pb2.ExponentialHistogramDataPoint(
+            attributes=_kv(attrs),
+            start_time_unix_nano=start_ns,
+            time_unix_nano=at_ns,
+            count=int(t["ok"].size),
+            sum=float(t["ok"].sum()),
+            scale=SCALE,
+        )
+        if t["ok"].size:
+            offset, counts = _histogram(t["ok"])
+            hist.positive.offset, hist.positive.bucket_counts[:] = offset, counts
+        histograms.append(hist)
+    dropped = sum(t["dropped"] for t in totals.values())
+    metrics = [
+        counter("migration.state.calls", calls),
+        counter("migration.errors", errors),
+        counter("migration.telemetry.dropped", [point(dropped, reason="queue_full")]),
+        metrics_pb2.Metric(
+            name="migration.state.duration",
+            unit="s",
+            exponential_histogram=metrics_pb2.ExponentialHistogram(
+                data_points=histograms, aggregation_temporality=cumulative
+            ),
+        ),
+        metrics_pb2.Metric(
+            name="process.cpu.utilization",
+            unit="1",
+            gauge=metrics_pb2.Gauge(
+                data_points=[metrics_pb2.NumberDataPoint(time_unix_nano=at_ns, as_double=cpu)]
+            ),
+        ),
+    ]
+    resource = resource_pb2.Resource(
+        attributes=_kv({"service.name": HEALTH_SERVICE, "service.instance.id": instance})
+    )
+    request = metrics_service_pb2.ExportMetricsServiceRequest(
+        resource_metrics=[
+            metrics_pb2.ResourceMetrics(
+                resource=resource, scope_metrics=[metrics_pb2.ScopeMetrics(metrics=metrics)]
+            )
+        ]
+    )
+    _post(stack, "/v1/metrics", request.SerializeToString())
+
+
+def _python_health(plan: dict[tuple[int, str, str], dict[str, Any]], now: float) -> dict[str, Any]:
+    """The Python monitor's anomalies and trends on the pooled calls (the processes' calls as one)."""
+    monitor = HealthMonitor(AnalyticsSettings(), clock=lambda: now)
+    for (minute, _, version), calls in sorted(plan.items()):
+        end = minute * 60 * 10**9 + 30 * 10**9
+        scope = Scope(HEALTH_MIGRATION, OPERATION, version)
+        for duration in calls["ok"]:
+            monitor.on_call(CallRecord(scope, "ok", float(duration), end))
+        for category, n in calls["errors"].items():
+            for _ in range(n):
+                monitor.on_call(CallRecord(scope, "error", 0.01, end, "E", category))
+    return {v.version: v for v in monitor.evaluate().versions}
+
+
+def test_the_fleets_health_is_the_python_functions_on_the_pooled_calls(stack: Stack) -> None:
+    # Send everything, and read it back, inside one minute: the judged minute is the last one.
+    wait_until(lambda: 2 <= time.time() % 60 <= 20, 70, "the start of a minute")
+    now = time.time()
+    current = int(now // 60)
+    first = current - HEALTH_MINUTES
+    plan = _plan(first)
+    for instance, cpu in zip(HEALTH_INSTANCES, HEALTH_CPU, strict=True):
+        start_ns = (first * 60 - 10) * 10**9
+        totals = {
+            v: {
+                "ok": np.empty(0),
+                "errors": {"timeout": 0, "network": 0} if v == "2.0" else {"timeout": 0},
+                "dropped": 0,
+            }
+            for v in ("1.0", "2.0")
+        }
+        for minute in range(first - 1, current):  # the first export (all zero) starts the streams
+            if minute >= first:
+                for version, t in totals.items():
+                    calls = plan[(minute, instance, version)]
+                    t["ok"] = np.concatenate([t["ok"], calls["ok"]])
+                    t["dropped"] += calls["dropped"]
+                    for category, n in calls["errors"].items():
+                        t["errors"][category] += n
+            _health_export(stack, instance, start_ns, (minute + 1) * 60 * 10**9, totals, cpu)
+
+    def fleet(name: str) -> dict[tuple[str, ...], float]:
+        return {
+            tuple(
+                v
+                for k, v in sorted(labels.items())
+                if k not in {"job", "migration_name"} and not k.startswith("otel_")
+            ): value
+            for labels, value in prometheus_samples(stack.prometheus_text(), name)
+            if labels.get("job") == HEALTH_SERVICE and labels.get("migration_name") == HEALTH_MIGRATION
+        }
+
+    def judged() -> bool:
+        return (
+            len(fleet("migration_fleet_anomaly_score")) == 6
+            and len(fleet("migration_fleet_error_trend")) == 3
+        )
+
+    wait_until(judged, 20, "the fleet's anomalies and trends")
+    scores, factors = fleet("migration_fleet_health_score"), fleet("migration_fleet_health_factor")
+    anomalies, z = fleet("migration_fleet_anomaly"), fleet("migration_fleet_anomaly_score")
+    trends = fleet("migration_fleet_error_trend")
+    assert int(time.time() // 60) == current, "the minute ended before the figures were read: rerun"
+    print("fleet health:", scores, anomalies, trends)
+
+    # Anomalies and trends: the Python monitor on the pooled calls, judged at the same minute.
+    python = _python_health(plan, now)
+    for version, health in python.items():
+        assert {m for (m, v) in z if v == version} == set(health.anomalies), version
+        for metric, a in health.anomalies.items():
+            assert math.isclose(z[(metric, version)], a.z, rel_tol=1e-9, abs_tol=1e-9), (version, metric)
+            assert anomalies[(metric, version)] == float(a.anomalous), (version, metric)
+        for category, trend in health.trends.items():
+            value = {"rising": 1.0, "falling": -1.0, "stable": 0.0}[trend.state]
+            assert trends[(category, version)] == value, (version, category)
+    assert anomalies[("request_rate", "1.0")] == 1.0, "1.0's surge"
+    assert anomalies[("latency", "2.0")] == 1.0, "2.0's latency step"
+    assert anomalies[("latency", "1.0")] == anomalies[("request_rate", "2.0")] == 0.0
+    assert trends[("timeout", "2.0")] == 1.0, "2.0's rising timeouts"
+
+    # The score: the documented formula on the fleet's last 5 minutes (the current one is empty).
+    recent = [key for key in plan if key[0] >= current - 4]
+    requests = {
+        v: sum(plan[k]["ok"].size + sum(plan[k]["errors"].values()) for k in recent if k[2] == v)
+        for v in ("1.0", "2.0")
+    }
+    dropped = sum(plan[k]["dropped"] for k in recent)
+    loss = dropped / (dropped + sum(requests.values()))
+    settings = AnalyticsSettings()
+    for version in ("1.0", "2.0"):
+        mine = [plan[k] for k in recent if k[2] == version]
+        ok = np.concatenate([c["ok"] for c in mine])
+        expected, parts = health_score(
+            error_rate=sum(sum(c["errors"].values()) for c in mine) / requests[version],
+            slow_share=float(np.sum(ok > SLO_S)) / ok.size,
+            saturation=float(np.mean(HEALTH_CPU)),
+            telemetry_loss=loss,
+            error_budget=settings.error_budget,
+            latency_budget=settings.latency_budget,
+        )
+        assert math.isclose(scores[(version,)], expected, rel_tol=1e-9), (version, scores, expected)
+        for name in ("errors", "latency", "saturation", "telemetry_loss"):
+            assert math.isclose(factors[(name, version)], getattr(parts, name), rel_tol=1e-9, abs_tol=1e-12)
+    assert scores[("2.0",)] < scores[("1.0",)] < 100, "2.0's slow calls and errors cost it"
