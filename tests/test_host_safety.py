@@ -170,16 +170,30 @@ def test_full_queue_is_counted_and_reported_not_silent(
 
 
 class recorder_paused:
-    """Hold the aggregator's drain so the queue fills, as under a burst the worker cannot keep up with."""
+    """Hold the aggregator's drain from another thread, as a drain that takes long does: the queue
+    fills (callers find the drain busy, so they cannot help) and what does not fit is dropped."""
 
     def __init__(self, recorder: otel_migration.Telemetry | object) -> None:
         self.recorder = recorder
+        self._held = threading.Event()
+        self._release = threading.Event()
+        self._holder = threading.Thread(target=self._hold)
+
+    def _hold(self) -> None:
+        lock = self.recorder._drain_lock  # type: ignore[attr-defined]
+        with lock:
+            self.recorder._drain_owner = threading.get_ident()  # type: ignore[attr-defined]
+            self._held.set()
+            self._release.wait(30)
+            self.recorder._drain_owner = None  # type: ignore[attr-defined]
 
     def __enter__(self) -> None:
-        self.recorder._drain_lock.acquire()  # type: ignore[attr-defined]
+        self._holder.start()
+        self._held.wait(30)
 
     def __exit__(self, *exc: object) -> None:
-        self.recorder._drain_lock.release()  # type: ignore[attr-defined]
+        self._release.set()
+        self._holder.join(30)
 
 
 def test_failing_listener_is_isolated(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:

@@ -148,8 +148,9 @@ class FleetState:
             users, sessions = group.users, group.sessions
             with self._lock:
                 self._calls[key] = self._calls.get(key, 0) + group.size
-                for bucket in np.unique(buckets).tolist():
-                    in_bucket = buckets == bucket
+                low, high = int(buckets.min()), int(buckets.max())
+                for bucket in (low,) if low == high else np.unique(buckets).tolist():
+                    in_bucket = np.full(buckets.size, True) if low == high else buckets == bucket
                     if users[0].size:
                         hashes = users[1][in_bucket[users[0]]]
                         self._add(group.migration, group.version, "users", bucket, hashes)

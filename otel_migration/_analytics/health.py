@@ -131,7 +131,8 @@ class _Minutes:
         categories: list[str] | None,
     ) -> None:
         """Calls of one outcome: call i ended in ``minutes[i]`` after ``durations[i]`` (``categories[i]``)."""
-        for minute in np.unique(minutes).tolist():
+        low, high = int(minutes.min()), int(minutes.max())
+        for minute in (low,) if low == high else np.unique(minutes).tolist():
             slot = minute % MINUTES
             if self.ids[slot] != minute:
                 if self.ids[slot] > minute:

@@ -61,11 +61,12 @@ class Window:
         ``errors`` marks the calls that count as errors (with ``categories[i]`` their category);
         ``users`` and ``sessions`` are (rows, hashes) of the calls that carry one.
         """
-        for bucket in np.unique(buckets).tolist():
+        low, high = int(buckets.min()), int(buckets.max())
+        for bucket in (low,) if low == high else np.unique(buckets).tolist():
             slot = self._slot(bucket)
             if slot is None:
                 continue
-            rows = buckets == bucket
+            rows = np.full(buckets.size, True) if low == high else buckets == bucket
             self.requests[slot] += int(rows.sum())
             error_rows = rows & errors if errors is not None else None
             if error_rows is not None and categories is not None:

@@ -16,6 +16,7 @@ or record carries is bounded, cleaned and capped once, when its :class:`CallSpec
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Final
@@ -28,8 +29,7 @@ from .._core import limits
 from .._core import runtime as _runtime
 from .._core import semconv as sc
 from .._core.categories import error_type
-from .._core.context import Scope, Subject, current_scope, current_subject, scope_context
-from .._core.inflight import InFlightCounts
+from .._core.context import SUBJECT_KEY, Scope, Subject, call_context, current_scope
 from .._core.lifecycle import InFlight, log_once, reentry
 from .._core.records import CallRecord
 from .._core.runtime import Telemetry
@@ -43,12 +43,34 @@ KIND_UNVERSIONED_PHASE: Final = "phase-unversioned"  # a span only: no version t
 _perf_counter_ns: Final = time.perf_counter_ns
 _thread_time_ns: Final = time.thread_time_ns
 _time_ns: Final = time.time_ns
+_get_ident: Final = threading.get_ident
+_BUSY: Final = reentry.busy  # the shared re-entry guard's set, read directly on this path
+
+
+class _Bound:
+    """A spec as one telemetry runs it: what every call of it needs, looked up once, not per call."""
+
+    __slots__ = ("attributes", "cpu", "in_flight", "memory", "scope", "telemetry")
+
+    def __init__(self, spec: CallSpec, telemetry: Telemetry) -> None:
+        migration = spec.migration or telemetry.settings.migration
+        self.telemetry = telemetry
+        self.scope = spec.scope(migration, None)
+        self.attributes = spec.attributes(migration)
+        plan = usage_plan(telemetry)
+        self.cpu, self.memory = plan.cpu, plan.memory
+        scope = self.scope
+        self.in_flight: list[None] | None = (
+            plan.in_flight.slot((scope.migration, scope.operation, scope.version))
+            if plan.in_flight is not None
+            else None
+        )
 
 
 class CallSpec:
     """What a wrapper knows before the call: the static half of the span and record."""
 
-    __slots__ = ("_attributes", "_scopes", "code_function", "migration", "operation", "version")
+    __slots__ = ("_attributes", "_bound", "_scopes", "code_function", "migration", "operation", "version")
 
     def __init__(
         self, *, version: str, operation: str, migration: str | None, code_function: str | None
@@ -60,6 +82,14 @@ class CallSpec:
         self.code_function = limits.clean(code_function) if code_function else None
         self._attributes: dict[str, dict[str, str]] = {}
         self._scopes: dict[str, Scope] = {}
+        self._bound: _Bound | None = None
+
+    def bind(self, telemetry: Telemetry) -> _Bound:
+        """This spec under ``telemetry`` (kept for the telemetry in effect; a new one binds anew)."""
+        bound = self._bound
+        if bound is None or bound.telemetry is not telemetry:
+            bound = self._bound = _Bound(self, telemetry)
+        return bound
 
     def attributes(self, migration: str) -> dict[str, str]:
         """Span attributes, built once per migration name and shared by every call."""
@@ -90,23 +120,21 @@ class ActiveCall(InFlight):
     """A versioned call or phase in flight (see :class:`InFlight` for the lifecycle).
 
     It also carries what the call costs (``_calls/resources.py`` says how each is measured): the
-    thread CPU of its active spans, the traced memory at its start (opt-in), its slot in the
+    thread CPU of its active spans, the traced memory at its start (opt-in), its marker in the
     in-flight count, and when a generator produced its first item. These are fields here rather
-    than a second object, because every attribute lookup and call on this path is paid per call.
+    than a second object, and the steps are written out rather than layered, because every
+    attribute lookup and function call on this path is paid on every call
+    (``benchmarks/call_overhead.py``).
     """
 
-    __slots__ = (
-        "_cpu_from",
-        "_first_item_ns",
-        "_in_flight",
-        "_memory_from",
-        "cpu",
-        "cpu_ns",
-        "is_stepped",
-        "kind",
-        "scope",
-        "streamed",
-    )
+    __slots__ = ("__dict__", "_cpu_from", "_in_flight", "cpu", "cpu_ns", "kind", "scope")
+
+    # Rare per call (generators, coroutines, measure_memory): class defaults, so a plain call does
+    # not pay for setting them; the few calls that change one get an instance dict.
+    _first_item_ns = 0
+    _memory_from = -1
+    is_stepped = False
+    streamed = False
 
     def __init__(
         self,
@@ -115,25 +143,49 @@ class ActiveCall(InFlight):
         kind: str,
         span: Span,
         context: otel_context.Context,
+        bound: _Bound | None = None,
     ) -> None:
         # InFlight's fields, set here rather than through super().__init__: one call less per call.
         self.telemetry, self.span, self.context = telemetry, span, context
         self._token: object | None = None
         self._finished = False
         self.scope, self.kind = scope, kind
-        self.cpu_ns = self._cpu_from = self._first_item_ns = 0
-        self.is_stepped = self.streamed = self.cpu = False
-        self._memory_from = -1
-        self._in_flight: InFlightCounts | None = None
-        if kind == KIND_CALL:  # a phase's resources are its call's; nothing reads them per phase
-            plan = usage_plan(telemetry)
-            self.cpu = plan.cpu
-            if plan.memory:
+        self.cpu_ns = self._cpu_from = 0
+        if bound is None:  # a phase: its resources are its call's; nothing reads them per phase
+            self.cpu, self._in_flight = False, None
+        else:
+            self.cpu = bound.cpu
+            if bound.memory:
                 self._memory_from = traced_memory()
-            if plan.in_flight is not None:
-                plan.in_flight.enter((scope.migration, scope.operation, scope.version))
-                self._in_flight = plan.in_flight
+            in_flight = self._in_flight = bound.in_flight
+            if in_flight is not None:
+                in_flight.append(None)
         self.start_ns = _perf_counter_ns()
+
+    def run(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a plain function as this call: :meth:`activate`, the work, :meth:`close`, written out."""
+        try:
+            self._token = otel_context.attach(self.context)  # type: ignore[arg-type]
+        except Exception:
+            log_once("attach", "otel-migration: could not make the span current")
+        if self.cpu:
+            self._cpu_from = _thread_time_ns()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self.close(exc)
+            raise
+        if self._cpu_from:
+            self.cpu_ns += _thread_time_ns() - self._cpu_from
+            self._cpu_from = 0
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:
+                log_once("detach", "otel-migration: could not restore the context")
+        self.finish(None)
+        return result
 
     def activate(self) -> None:
         """Make the call's context current, and count this thread's CPU from now (unless stepped)."""
@@ -149,7 +201,12 @@ class ActiveCall(InFlight):
         if self._cpu_from:
             self.cpu_ns += _thread_time_ns() - self._cpu_from
             self._cpu_from = 0
-        super().deactivate()
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:
+                log_once("detach", "otel-migration: could not restore the context")
 
     def stepped(self, awaitable: Any) -> Any:
         """``awaitable`` with its CPU measured per step (a coroutine's or async generator's work)."""
@@ -175,24 +232,32 @@ class ActiveCall(InFlight):
         if self._finished:
             return
         self._finished = True
-        in_flight, self._in_flight = self._in_flight, None
+        in_flight = self._in_flight
         if in_flight is not None:
-            in_flight.exit((self.scope.migration, self.scope.operation, self.scope.version))
-        entered = reentry.enter()
+            self._in_flight = None
+            try:  # noqa: SIM105 - exit_slot(), written out: this runs per call
+                in_flight.pop()
+            except IndexError:  # emptied by a fork: stays at zero
+                pass
+        # Our own work from here: a wrapped function it reaches (an exporter, say) runs untraced.
+        ident = _get_ident()
+        busy = _BUSY
+        entered = ident not in busy
+        if entered:
+            busy.add(ident)
         try:
             self._finish(exc)
         finally:
             if entered:
-                reentry.exit()
+                busy.discard(ident)
 
     def _finish(self, exc: BaseException | None) -> None:
         duration_s = (_perf_counter_ns() - self.start_ns) / 1e9
         err_type = category = None
         if exc is None:
             outcome = sc.OUTCOME_OK
-            span = self.span
             try:
-                span.end()
+                self.span.end()
             except Exception:
                 log_once("end", "otel-migration: failed to end a span; the call is still counted")
         else:
@@ -269,54 +334,59 @@ def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | 
 
     None as well when called from inside our own work on this thread (a re-entry): it runs untraced.
     """
-    if not reentry.enter():
+    ident = _get_ident()
+    busy = _BUSY
+    if ident in busy:
         return None
-    try:
-        return _start_call(spec, phase)
-    finally:
-        reentry.exit()
-
-
-def _start_call(spec: CallSpec | None, phase: str | None) -> ActiveCall | None:
+    busy.add(ident)
     try:
         telemetry = _runtime.active()
         if telemetry is None or not telemetry.enabled:
             return None
         parent_ctx = otel_context.get_current()
-        if spec is not None:
-            migration = spec.migration or telemetry.settings.migration
-            scope = spec.scope(migration, current_subject(parent_ctx))
-            span = _start_span(telemetry, spec.operation, parent_ctx, spec.attributes(migration))
-            kind = KIND_CALL
-        else:
+        if spec is None:
             assert phase is not None
-            parent = current_scope(parent_ctx)
-            if parent is None:
-                # A phase outside any versioned call: a span with the phase, no version to count it under.
-                scope = Scope("", "", "", phase)
-                span = _start_span(telemetry, phase, parent_ctx, {sc.MIGRATION_PHASE: phase})
-                kind = KIND_UNVERSIONED_PHASE
-            else:
-                scope = parent.with_phase(phase)
-                span = _start_span(
-                    telemetry,
-                    phase,
-                    parent_ctx,
-                    {
-                        sc.MIGRATION_NAME: scope.migration,
-                        sc.MIGRATION_OPERATION: scope.operation,
-                        sc.MIGRATION_VERSION: scope.version,
-                        sc.MIGRATION_PHASE: phase,
-                    },
-                )
-                kind = KIND_PHASE
-        ctx = trace.set_span_in_context(span, parent_ctx)
-        if kind != KIND_UNVERSIONED_PHASE:
-            ctx = scope_context(scope, ctx)
-        return ActiveCall(telemetry, scope, kind, span, ctx)
+            return _start_phase(telemetry, parent_ctx, phase)
+        bound = spec._bound
+        if bound is None or bound.telemetry is not telemetry:
+            bound = spec.bind(telemetry)
+        subject = parent_ctx.get(SUBJECT_KEY)  # current_subject(), written out: this runs per call
+        scope = bound.scope if subject is None else spec.scope(bound.scope.migration, subject)  # type: ignore[arg-type]
+        try:
+            span = telemetry.tracer.start_span(
+                spec.operation, parent_ctx, SpanKind.INTERNAL, bound.attributes
+            )
+        except Exception:
+            log_once("span", "otel-migration: failed to start a span; the call is counted but not traced")
+            span = trace.INVALID_SPAN
+        return ActiveCall(telemetry, scope, KIND_CALL, span, call_context(parent_ctx, span, scope), bound)
     except Exception:
         log_once("start", "otel-migration: failed to start a call's telemetry; the call runs untraced")
         return None
+    finally:
+        busy.discard(ident)
+
+
+def _start_phase(telemetry: Telemetry, parent_ctx: otel_context.Context, phase: str) -> ActiveCall:
+    parent = current_scope(parent_ctx)
+    if parent is None:
+        # A phase outside any versioned call: a span with the phase, no version to count it under.
+        span = _start_span(telemetry, phase, parent_ctx, {sc.MIGRATION_PHASE: phase})
+        context = trace.set_span_in_context(span, parent_ctx)
+        return ActiveCall(telemetry, Scope("", "", "", phase), KIND_UNVERSIONED_PHASE, span, context)
+    scope = parent.with_phase(phase)
+    span = _start_span(
+        telemetry,
+        phase,
+        parent_ctx,
+        {
+            sc.MIGRATION_NAME: scope.migration,
+            sc.MIGRATION_OPERATION: scope.operation,
+            sc.MIGRATION_VERSION: scope.version,
+            sc.MIGRATION_PHASE: phase,
+        },
+    )
+    return ActiveCall(telemetry, scope, KIND_PHASE, span, call_context(parent_ctx, span, scope))
 
 
 # -- wrapper factories -----------------------------------------------------------------------------
@@ -330,14 +400,7 @@ def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
         call = start_call(spec, phase)
         if call is None:
             return wrapped(*args, **kwargs)
-        call.activate()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            call.close(exc)
-            raise
-        call.close(None)
-        return result
+        return call.run(wrapped, args, kwargs)
 
     return wrapper
 

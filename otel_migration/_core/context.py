@@ -10,15 +10,28 @@ cost with the version and phase that made them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Final
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from . import semconv as sc
 
-__all__ = ["Scope", "Subject", "current_scope", "current_subject", "scope_context", "subject_context"]
+__all__ = [
+    "SUBJECT_KEY",
+    "Scope",
+    "Subject",
+    "call_context",
+    "current_scope",
+    "current_subject",
+    "scope_context",
+    "subject_context",
+]
 
 _SCOPE_KEY = otel_context.create_key("otel_migration.scope")
-_SUBJECT_KEY = otel_context.create_key("otel_migration.subject")
+#: Where the subject lives in a Context (the call path reads it with ``Context.get``).
+SUBJECT_KEY: Final = otel_context.create_key("otel_migration.subject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,15 @@ class Scope:
         return attributes
 
 
+# The key the API keeps the current span under, read once through the public function that sets it.
+_SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
+
+
+def call_context(parent: otel_context.Context, span: Span, scope: Scope) -> otel_context.Context:
+    """``parent`` with ``span`` current and ``scope`` in effect: one new context, not two in a row."""
+    return otel_context.Context({**parent, _SPAN_KEY: span, _SCOPE_KEY: scope})
+
+
 def current_scope(ctx: otel_context.Context | None = None) -> Scope | None:
     """The scope in effect, or None outside any versioned call."""
     value = otel_context.get_value(_SCOPE_KEY, ctx)
@@ -70,9 +92,9 @@ class Subject:
 
 def current_subject(ctx: otel_context.Context | None = None) -> Subject | None:
     """The subject set by :func:`otel_migration.subject` or a rollout router, if any."""
-    value = otel_context.get_value(_SUBJECT_KEY, ctx)
+    value = otel_context.get_value(SUBJECT_KEY, ctx)
     return value if isinstance(value, Subject) else None
 
 
 def subject_context(subject: Subject, ctx: otel_context.Context | None = None) -> otel_context.Context:
-    return otel_context.set_value(_SUBJECT_KEY, subject, ctx)
+    return otel_context.set_value(SUBJECT_KEY, subject, ctx)

@@ -123,16 +123,20 @@ class BatchHistogram:
         array = np.asarray(values, dtype=np.float64)
         if array.size == 0:
             return
-        valid = np.isfinite(array) & (array >= 0)
-        if not valid.all():
-            if not self._warned:
-                self._warned = True
-                _logger.warning(
-                    "otel-migration: %s got negative or non-finite values; they are not recorded", self.name
-                )
-            array = array[valid]
-            if array.size == 0:
-                return
+        # Two reductions answer "all finite and non-negative" in the usual case (NaN fails >= 0,
+        # an infinity makes the sum infinite); only a batch that fails them is filtered.
+        if not (array.min() >= 0 and np.isfinite(array.sum())):
+            valid = np.isfinite(array) & (array >= 0)
+            if not valid.all():
+                if not self._warned:
+                    self._warned = True
+                    _logger.warning(
+                        "otel-migration: %s got negative or non-finite values; they are not recorded",
+                        self.name,
+                    )
+                array = array[valid]
+                if array.size == 0:
+                    return
         sdk = self._sdk
         if sdk is not None:
             for value in array.tolist():

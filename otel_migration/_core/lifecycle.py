@@ -133,26 +133,26 @@ class ReentryGuard:
     it runs untraced instead.
     """
 
-    __slots__ = ("_busy",)
+    __slots__ = ("busy",)
 
     def __init__(self) -> None:
-        # Thread idents, not a threading.local: a set lookup costs less than a thread-local
-        # attribute, and this runs twice per call. Set operations are atomic under the GIL.
-        self._busy: set[int] = set()
-        busy = self._busy
-        os.register_at_fork(after_in_child=busy.clear)
+        #: Idents of the threads inside our code. A set rather than a threading.local: a lookup
+        #: costs less than a thread-local attribute, this runs twice per call, and set operations
+        #: are atomic. The versioned-call path reads it directly.
+        self.busy: set[int] = set()
+        os.register_at_fork(after_in_child=self.busy.clear)
 
     def enter(self) -> bool:
         """Mark this thread busy; False (and nothing marked) when it is busy already."""
         ident = _get_ident()
-        busy = self._busy
+        busy = self.busy
         if ident in busy:
             return False
         busy.add(ident)
         return True
 
     def exit(self) -> None:
-        self._busy.discard(_get_ident())
+        self.busy.discard(_get_ident())
 
 
 #: The guard every kind of call shares.

@@ -12,11 +12,15 @@ listeners (the analytics processors), which aggregate it with numpy too. Counts 
 every call, whether or not its span was sampled.
 
 Limits: the queue is bounded by ``max_queue_size``; past it a record is dropped, counted in
-``migration.telemetry.dropped`` and logged once, never silently lost. The aggregator thread is the
-ceiling: past the rate it sustains (``benchmarks/aggregator_ceiling.py`` measures it) the queue
-fills and calls are dropped, counted. After ``os.fork`` the child starts with an empty queue and
-zeroed counts: the parent exports its own. After :meth:`CallRecorder.shutdown` calls finishing
-are not recorded at all (nothing exports them any more), rather than counted as dropped.
+``migration.telemetry.dropped`` and logged once, never silently lost. Past half of it, callers
+help: a call that finds no drain running aggregates a chunk itself (without waiting for a lock),
+because many busy threads leave the aggregator thread too small a share of the GIL to keep up.
+(Only one thread drains at a time, with its share of the GIL: many threads doing nothing but
+empty versioned calls can still outrun it, and then what does not fit is dropped, counted.)
+``benchmarks/aggregator_ceiling.py`` measures the rate the aggregation sustains. After ``os.fork``
+the child starts with an empty queue and zeroed counts: the parent exports its own. After
+:meth:`CallRecorder.shutdown` calls finishing are not recorded at all (nothing exports them any
+more), rather than counted as dropped.
 
 Re-entry: a signal handler may call ``force_flush``/``shutdown`` on the main thread while that
 thread is inside :meth:`CallRecorder.drain`. The drain lock is re-entrant for *readers* (the
@@ -49,7 +53,9 @@ _logger = logging.getLogger(__name__)
 
 _WAKE_AT: Final = 2048  # records waiting before the worker is woken early
 _DRAIN_INTERVAL_S: Final = 0.5  # longest a record waits for aggregation when calls are rare
-_CHUNK: Final = 512  # records aggregated per hold of the drain lock
+# Records aggregated per hold of the drain lock: large enough that numpy's per-group overhead is
+# spread over many calls, small enough that a metric collection waiting to read waits milliseconds.
+_CHUNK: Final = 4096
 _COLLECT_DRAIN_MILLIS: Final = 1_000  # a metric collection drains at most this long, then reads
 
 
@@ -70,6 +76,7 @@ class CallRecorder:
         histograms: HistogramSet | None = None,
     ) -> None:
         self._max_queue_size = max_queue_size
+        self._assist_at = max(max_queue_size // 2, _WAKE_AT)
         self._queue: deque[Record] = deque()
         self._listeners: tuple[CallListener, ...] = tuple(listeners)
         self._drain_lock = threading.RLock()
@@ -125,13 +132,36 @@ class CallRecorder:
             return
         queue = self._queue
         if len(queue) >= self._max_queue_size:
-            self._drop()
-            return
+            self._assist()  # make room if no drain is running; else the record is dropped, counted
+            if len(queue) >= self._max_queue_size:
+                self._drop()
+                return
         queue.append(record)
+        waiting = len(queue)
         if self._worker is None:
             self._start_worker()
-        elif len(queue) == _WAKE_AT:
+        elif waiting == _WAKE_AT:
             self._wake.set()
+        elif waiting >= self._assist_at:
+            self._assist()
+
+    def _assist(self) -> None:
+        """The queue is half full: this caller aggregates one chunk itself, if nobody else is.
+
+        Many threads making calls share the GIL with the one aggregator thread, which then gets
+        too small a share to keep up and the queue would overflow. While it is past the half-way
+        mark, a call that finds no drain running pays for one chunk (a millisecond or two) instead,
+        which keeps the queue from filling. Never waits: when a drain is running, or this thread
+        is inside one (a signal handler), it returns at once.
+        """
+        if self._drain_owner is not None or not self._drain_lock.acquire(blocking=False):
+            return
+        try:
+            self._drain_chunk(_CHUNK, None)
+        except Exception:  # pragma: no cover - defensive: never raise into the caller
+            _logger.exception("otel-migration: failed to aggregate a chunk of calls")
+        finally:
+            self._drain_lock.release()
 
     def _drop(self) -> None:
         with self._drop_lock:
