@@ -346,7 +346,7 @@ _CHARTS_JS = """() => Array.from(document.querySelectorAll('section')).map(secti
 }))"""
 
 
-def check_report_page(url: str, screenshot: str, *, verdicts_expected: int = 5) -> list[dict[str, Any]]:
+def check_report_page(url: str, screenshot: str) -> list[dict[str, Any]]:
     """Open the report, check every section has charts that drew their data, and no JS error."""
     from tests.browser import SCREENSHOTS, chromium_page
 
@@ -376,7 +376,7 @@ def check_report_page(url: str, screenshot: str, *, verdicts_expected: int = 5) 
             assert chart["values"] >= 1 and chart["drawn"] >= 1, (section["section"], chart)
             assert chart["overflow"] <= 1, f"a chart of {section['section']} is wider than its cell: {chart}"
     verdicts = next(s for s in sections if s["section"] == "verdicts")
-    assert verdicts["verdicts"] == verdicts_expected  # latency, error_rate, cpu, cost, quality
+    assert verdicts["verdicts"] == 5  # latency, error_rate, cpu, cost, quality
     return sections
 
 
