@@ -54,8 +54,10 @@ def test_the_fixture_covers_every_branch() -> None:
     stored = json.loads(PATH.read_text())
     assert {c["method"] for c in stored["mann_whitney"]} == {"exact", "asymptotic"}
     assert any(c["low"] is None for c in stored["hodges_lehmann"]), "no case with an unreachable interval"
-    states = {c["expected"]["state"] for c in stored["verdicts"]["comparisons"]}
-    assert states == {"better", "worse", "inconclusive"}
+    comparisons = stored["verdicts"]["comparisons"]
+    assert {c["expected"]["state"] for c in comparisons} == {"better", "worse", "inconclusive"}
+    cpu = {c["operation"]: c["expected"]["state"] for c in comparisons if c["metric"] == "cpu"}
+    assert cpu == {"checkout": "worse", "search": "inconclusive"}  # 30 % more CPU is worse; 1 % is not
     assert {len(c["observed"]) for c in stored["sample_ratio_mismatch"]} >= {2, 3, 4}
 
 

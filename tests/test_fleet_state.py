@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +101,70 @@ def test_durations_are_exponential_histograms_of_successful_calls(fleet: Fleet) 
     assert point.count == 270  # failures end early: they would flatter latency
     assert point.scale <= 6 and point.positive.bucket_counts  # base-2 exponential, at most scale 6
     assert sum(point.positive.bucket_counts) + point.zero_count == 270
+
+
+def _burn(seconds: float) -> None:
+    """Spin on this thread's CPU clock until it advanced by ``seconds``."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_cpu_is_an_exponential_histogram_of_successful_calls(fleet: Fleet) -> None:
+    @otel_migration.versioned("2.0", operation="charge", migration="fleet")
+    def burn(i: int) -> None:
+        if i % 10 == 0:
+            raise ValueError("declined")
+        _burn(0.002)
+
+    @otel_migration.versioned("1.0", operation="charge", migration="fleet")
+    def sleep(i: int) -> None:
+        time.sleep(0.002)
+
+    for i in range(60):
+        with contextlib.suppress(ValueError):
+            burn(i)
+        sleep(i)
+    points = {p.attributes["migration.version"]: p for p in fleet.metric("migration.state.cpu")}
+    assert set(points) == {"1.0", "2.0"}
+    assert {k for p in points.values() for k in p.attributes} == {
+        "migration.name",
+        "migration.operation",
+        "migration.version",
+    }
+    burnt, slept = points["2.0"], points["1.0"]
+    assert (burnt.count, slept.count) == (54, 60)  # failures end early, as for durations
+    assert burnt.scale <= 6 and sum(burnt.positive.bucket_counts) + burnt.zero_count == 54
+    # The same values as the per-process migration.cpu_time histogram of the successful calls.
+    per_process = {
+        p.attributes["migration.version"]: p
+        for p in fleet.metric("migration.cpu_time")
+        if p.attributes["migration.outcome"] == "ok"
+    }
+    for version, point in points.items():
+        assert point.count == per_process[version].count
+        assert point.sum == pytest.approx(per_process[version].sum, rel=1e-12)
+    assert burnt.sum / burnt.count == pytest.approx(0.002, rel=0.5)  # each spun 2 ms of CPU
+    assert slept.sum / slept.count < 0.0005  # sleeping costs next to no CPU
+
+
+def test_without_cpu_measurement_there_is_no_cpu_state(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], views=views())
+    tracer_provider = TracerProvider()
+    telemetry = otel_migration.configure(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, measure_cpu=False
+    )
+    try:
+        _run(20, "1.0")
+        telemetry.recorder.drain()
+        data = reader.get_metrics_data()
+        names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+        assert "migration.state.duration" in names and "migration.state.cpu" not in names
+    finally:
+        otel_migration.shutdown()
+        meter_provider.shutdown()
 
 
 def test_sketches_ship_as_log_records_that_merge_to_the_distinct_users(fleet: Fleet) -> None:

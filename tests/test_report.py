@@ -131,7 +131,7 @@ class Report:
         return result
 
 
-def assert_ground_truth(report: Report, *, histograms: bool, cpu_verdict: bool = True) -> None:
+def assert_ground_truth(report: Report, *, histograms: bool) -> None:
     """Every figure the workload fixes, as the report's JSON shows it."""
     assert {r["migration"] for r in report.rows if r["migration"]} == {MIGRATION}
     assert report.values("version_split", "requests") == CALLS
@@ -164,12 +164,14 @@ def assert_ground_truth(report: Report, *, histograms: bool, cpu_verdict: bool =
         assert sum(n for (v, le), n in buckets.items() if v == "1.0" and float(le) <= 0.0025) == 0
 
     verdicts = report.values("verdicts", "verdict", ("operation", "label"))
-    # measure_cpu is on by default (issue 14); the collector's fleet verdicts have no CPU yet.
-    cpu = {("charge", "cpu")} if cpu_verdict else set()
-    assert (
-        set(verdicts)
-        == {("charge", "latency"), ("charge", "error_rate"), ("*", "cost"), ("*", "quality")} | cpu
-    )
+    # measure_cpu is on by default (issue 14): the process and the fleet judge CPU too.
+    assert set(verdicts) == {
+        ("charge", "latency"),
+        ("charge", "error_rate"),
+        ("charge", "cpu"),
+        ("*", "cost"),
+        ("*", "quality"),
+    }
     assert verdicts[("charge", "latency")] == 1.0  # 2.0 is 4x faster over 51 vs 81 calls
     assert verdicts[("*", "quality")] == 0.0  # 85 against 70 points, but 2.0 has 20 scores of the 30 needed
     texts = {r["text"] for r in report.rows if r["metric"] == "verdict"}
@@ -344,7 +346,7 @@ _CHARTS_JS = """() => Array.from(document.querySelectorAll('section')).map(secti
 }))"""
 
 
-def check_report_page(url: str, screenshot: str, *, verdicts_expected: int = 5) -> list[dict[str, Any]]:
+def check_report_page(url: str, screenshot: str) -> list[dict[str, Any]]:
     """Open the report, check every section has charts that drew their data, and no JS error."""
     from tests.browser import SCREENSHOTS, chromium_page
 
@@ -374,7 +376,7 @@ def check_report_page(url: str, screenshot: str, *, verdicts_expected: int = 5) 
             assert chart["values"] >= 1 and chart["drawn"] >= 1, (section["section"], chart)
             assert chart["overflow"] <= 1, f"a chart of {section['section']} is wider than its cell: {chart}"
     verdicts = next(s for s in sections if s["section"] == "verdicts")
-    assert verdicts["verdicts"] == verdicts_expected  # latency, error_rate, cpu, cost, quality
+    assert verdicts["verdicts"] == 5  # latency, error_rate, cpu, cost, quality
     return sections
 
 

@@ -27,6 +27,8 @@ type Config struct {
 	ErrorRateMinEffect float64 `mapstructure:"error_rate_min_effect"`
 	CostMinEffect      float64 `mapstructure:"cost_min_effect"`
 	QualityMinEffect   float64 `mapstructure:"quality_min_effect"`
+	// CPUMinEffect: the smallest CPU shift that counts, relative to the control's median (as latency).
+	CPUMinEffect float64 `mapstructure:"cpu_min_effect"`
 
 	AdoptionStarted  float64       `mapstructure:"adoption_started"`
 	AdoptionAdopted  float64       `mapstructure:"adoption_adopted"`
@@ -62,6 +64,7 @@ func defaultConfig() *Config {
 		ErrorRateMinEffect: 0.005,
 		CostMinEffect:      0.05,
 		QualityMinEffect:   2.0,
+		CPUMinEffect:       0.05,
 		AdoptionStarted:    0.01,
 		AdoptionAdopted:    0.5,
 		AdoptionReplaced:   0.95,
@@ -98,7 +101,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]float64{
 		"latency_min_effect": c.LatencyMinEffect, "error_rate_min_effect": c.ErrorRateMinEffect,
 		"cost_min_effect": c.CostMinEffect, "quality_min_effect": c.QualityMinEffect,
-		"stall_epsilon": c.StallEpsilon,
+		"cpu_min_effect": c.CPUMinEffect, "stall_epsilon": c.StallEpsilon,
 	} {
 		if !(v >= 0) {
 			errs = append(errs, fmt.Errorf("%s must be a number >= 0, got %v", name, v))

@@ -25,6 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.MinSamples = 50
 	custom.Alpha = 0.01
 	custom.LatencyMinEffect = 0.1
+	custom.CPUMinEffect = 0.2
 	custom.StallAfter = 2 * time.Hour
 	custom.LatencySLO = 250 * time.Millisecond
 	custom.ErrorBudget = 0.02

@@ -495,6 +495,7 @@ func TestConfigValidate(t *testing.T) {
 		{"alpha 1", func(c *Config) { c.Alpha = 1 }, false},
 		{"thresholds out of order", func(c *Config) { c.AdoptionAdopted = 0.99 }, false},
 		{"negative effect", func(c *Config) { c.LatencyMinEffect = -1 }, false},
+		{"negative CPU effect", func(c *Config) { c.CPUMinEffect = -0.1 }, false},
 		{"tiny histograms", func(c *Config) { c.HistogramMaxSize = 1 }, false},
 		{"empty control", func(c *Config) { c.ControlVersions = map[string]string{"m": ""} }, false},
 		{"no latency objective", func(c *Config) { c.LatencySLO = 0 }, false},

@@ -24,6 +24,7 @@ type serviceView struct {
 	requests   map[opKey]*[2]float64
 	errors     map[opKey]*[2]float64
 	durations  map[opKey]*[2]*expHist
+	cpu        map[opKey]*[2]*expHist // thread CPU seconds of successful calls, where measured
 	cost       map[mvKey]*[2]*expHist
 	quality    map[mvKey]*[2]*expHist
 	sketches   map[sketchKey]*[2]*hll // service field empty
@@ -32,7 +33,7 @@ type serviceView struct {
 func newServiceView() *serviceView {
 	return &serviceView{
 		migrations: map[string]bool{}, versions: map[string]map[string]bool{}, operations: map[string]map[string]bool{},
-		requests: map[opKey]*[2]float64{}, errors: map[opKey]*[2]float64{}, durations: map[opKey]*[2]*expHist{},
+		requests: map[opKey]*[2]float64{}, errors: map[opKey]*[2]float64{}, durations: map[opKey]*[2]*expHist{}, cpu: map[opKey]*[2]*expHist{},
 		cost: map[mvKey]*[2]*expHist{}, quality: map[mvKey]*[2]*expHist{}, sketches: map[sketchKey]*[2]*hll{},
 	}
 }
@@ -157,6 +158,7 @@ var descriptions = map[string]description{
 	"migration.fleet.error_free_users":        {"", "Share of distinct users without an error in the window."},
 	"migration.fleet.performance.duration":    {"s", "Duration percentiles and mean from the merged exponential histograms."},
 	"migration.fleet.performance.improvement": {"%", "Candidate's improvement over the control (negative: slower)."},
+	"migration.fleet.performance.cpu":         {"s", "Thread CPU seconds per successful call: percentiles and mean from the merged histograms."},
 	"migration.fleet.verdict":                 {"", "1 better, -1 worse, 0 inconclusive or no data."},
 	"migration.fleet.verdict.p_value":         {"", "Holm-adjusted p-value of the verdict."},
 	"migration.fleet.verdict.effect":          {"", "Hodges-Lehmann shift or error-rate difference, candidate - control."},
@@ -231,14 +233,17 @@ func judge(v *verdict, adjusted float64, cfg *Config) {
 	v.adjusted = adjusted
 	var bigEnough bool
 	switch v.metric {
-	case "latency", "cost":
+	case "latency", "cost", "cpu":
 		relative := 0.0
 		if v.controlMedian > 0 {
 			relative = v.estimate / v.controlMedian
 		}
 		minimum := cfg.LatencyMinEffect
-		if v.metric == "cost" {
+		switch v.metric {
+		case "cost":
 			minimum = cfg.CostMinEffect
+		case "cpu":
+			minimum = cfg.CPUMinEffect
 		}
 		bigEnough = math.Abs(relative) >= minimum
 	case "quality":
@@ -344,7 +349,7 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 		}
 		v := view(sr.service)
 		var operation string
-		if sr.metric == metricCalls || sr.metric == metricDuration {
+		if sr.metric == metricCalls || sr.metric == metricDuration || sr.metric == metricStateCPU {
 			operation = sr.attr(attrOperation)
 		}
 		v.see(migration, version, operation)
@@ -374,13 +379,17 @@ func (s *state) evaluate(now int64) pmetric.Metrics {
 		}
 		var target map[mvKey]*[2]*expHist
 		switch sr.metric {
-		case metricDuration:
+		case metricDuration, metricStateCPU:
+			perOp := v.durations
+			if sr.metric == metricStateCPU {
+				perOp = v.cpu
+			}
 			k := opKey{migration, operation, version}
-			if v.durations[k] == nil {
-				v.durations[k] = &[2]*expHist{}
+			if perOp[k] == nil {
+				perOp[k] = &[2]*expHist{}
 			}
 			for w := range windowNames {
-				sr.hist.each(w, now, func(h **expHist) { mergeInto(&v.durations[k][w], *h, maxSize) })
+				sr.hist.each(w, now, func(h **expHist) { mergeInto(&perOp[k][w], *h, maxSize) })
 			}
 			continue
 		case metricCost:
@@ -591,25 +600,23 @@ func (s *state) evaluateMigration(service, migration string, v *serviceView, e *
 		}
 	}
 
-	// Percentiles and improvement per operation and window.
-	type stats struct{ p50, p95, p99, mean, n float64 }
+	// Percentiles and improvement per operation and window; CPU per call has the same statistics
+	// (no improvement: the cpu verdict says whether a candidate is leaner).
 	for w, window := range windowNames {
 		for _, op := range operations {
-			byVersion := map[string]stats{}
+			byVersion := map[string]distribution{}
 			for _, version := range versions {
-				d := v.durations[opKey{migration, op, version}]
+				k := opKey{migration, op, version}
+				if c := v.cpu[k]; c != nil && c[w] != nil && c[w].count > 0 {
+					describe(c[w]).emit(e, "migration.fleet.performance.cpu", attrMigration, migration, attrOperation, op, attrVersion, version, attrWindow, window)
+				}
+				d := v.durations[k]
 				if d == nil || d[w] == nil || d[w].count == 0 {
 					continue
 				}
-				sample := sortWeighted(d[w].weighted())
-				st := stats{percentile(sample, 50), percentile(sample, 95), percentile(sample, 99), d[w].sum / float64(d[w].count), float64(d[w].count)}
+				st := describe(d[w])
 				byVersion[version] = st
-				for _, pair := range []struct {
-					name  string
-					value float64
-				}{{"p50", st.p50}, {"p95", st.p95}, {"p99", st.p99}, {"mean", st.mean}} {
-					e.gauge("migration.fleet.performance.duration", pair.value, attrMigration, migration, attrOperation, op, attrVersion, version, attrWindow, window, attrStatistic, pair.name)
-				}
+				st.emit(e, "migration.fleet.performance.duration", attrMigration, migration, attrOperation, op, attrVersion, version, attrWindow, window)
 			}
 			base, ok := byVersion[control]
 			if !ok || base.n < float64(cfg.MinSamples) {
@@ -650,6 +657,18 @@ func (s *state) evaluateMigration(service, migration string, v *serviceView, e *
 				et, nt = v.errors[opKey{migration, op, candidate}][short], r[short]
 			}
 			verdicts = append(verdicts, errorRateVerdict(migration, op, candidate, ec, nc, et, nt))
+			// CPU as latency, where either side ever measured it (the SDK's measure_cpu), as in process.
+			cc, ct := v.cpu[opKey{migration, op, control}], v.cpu[opKey{migration, op, candidate}]
+			if cc != nil || ct != nil {
+				hc, ht = nil, nil
+				if cc != nil {
+					hc = cc[short]
+				}
+				if ct != nil {
+					ht = ct[short]
+				}
+				verdicts = append(verdicts, shiftVerdict("cpu", migration, op, candidate, hc, ht))
+			}
 		}
 	}
 	for _, metric := range []struct {
@@ -691,6 +710,25 @@ func (s *state) evaluateMigration(service, migration string, v *serviceView, e *
 		}
 	}
 	return verdicts
+}
+
+// distribution is what the fleet reports of a merged histogram: percentiles (within the
+// histogram's relative error), the exact mean and the count.
+type distribution struct{ p50, p95, p99, mean, n float64 }
+
+func describe(h *expHist) distribution {
+	sample := sortWeighted(h.weighted())
+	return distribution{percentile(sample, 50), percentile(sample, 95), percentile(sample, 99), h.sum / float64(h.count), float64(h.count)}
+}
+
+// emit writes p50, p95, p99 and mean as one gauge with migration.statistic after attrs.
+func (d distribution) emit(e *emitter, name string, attrs ...string) {
+	for _, pair := range []struct {
+		name  string
+		value float64
+	}{{"p50", d.p50}, {"p95", d.p95}, {"p99", d.p99}, {"mean", d.mean}} {
+		e.gauge(name, pair.value, append(attrs, attrStatistic, pair.name)...)
+	}
 }
 
 func b2f(b bool) float64 {

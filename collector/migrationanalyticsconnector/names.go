@@ -34,6 +34,7 @@ const (
 	statePrefix       = "migration.state."
 	metricCalls       = "migration.state.calls"
 	metricDuration    = "migration.state.duration"
+	metricStateCPU    = "migration.state.cpu" // thread CPU seconds of successful calls
 	metricCost        = "migration.state.llm.cost"
 	metricQuality     = "migration.state.quality.score"
 	metricRolloutPct  = "migration.rollout.percent"

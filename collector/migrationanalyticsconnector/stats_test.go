@@ -89,6 +89,7 @@ type fixture struct {
 			ErrorRateMinEffect float64 `json:"error_rate_min_effect"`
 			CostMinEffect      float64 `json:"cost_min_effect"`
 			QualityMinEffect   float64 `json:"quality_min_effect"`
+			CPUMinEffect       float64 `json:"cpu_min_effect"`
 		} `json:"settings"`
 		Comparisons []struct {
 			Metric          string       `json:"metric"`
@@ -228,9 +229,14 @@ func TestFixtureVerdicts(t *testing.T) {
 	f := loadFixture(t)
 	s := f.Verdicts.Settings
 	cfg := defaultConfig()
+	// The fixture's settings are AnalyticsSettings' defaults: the component's are the same.
+	require.Equal(t, [6]float64{float64(s.MinSamples), s.Alpha, s.LatencyMinEffect, s.ErrorRateMinEffect, s.CostMinEffect, s.QualityMinEffect},
+		[6]float64{float64(cfg.MinSamples), cfg.Alpha, cfg.LatencyMinEffect, cfg.ErrorRateMinEffect, cfg.CostMinEffect, cfg.QualityMinEffect}, "default thresholds")
+	require.Equal(t, s.CPUMinEffect, cfg.CPUMinEffect, "default cpu_min_effect")
 	cfg.MinSamples, cfg.Alpha = s.MinSamples, s.Alpha
 	cfg.LatencyMinEffect, cfg.ErrorRateMinEffect = s.LatencyMinEffect, s.ErrorRateMinEffect
-	cfg.CostMinEffect, cfg.QualityMinEffect = s.CostMinEffect, s.QualityMinEffect
+	cfg.CostMinEffect, cfg.QualityMinEffect, cfg.CPUMinEffect = s.CostMinEffect, s.QualityMinEffect, s.CPUMinEffect
+	metrics := map[string]bool{}
 	var verdicts []verdict
 	for _, c := range f.Verdicts.Comparisons {
 		if c.Metric == "error_rate" {
@@ -239,7 +245,9 @@ func TestFixtureVerdicts(t *testing.T) {
 			continue
 		}
 		verdicts = append(verdicts, shiftVerdictWeighted(c.Metric, "m", c.Operation, "2.0", c.Control.sample(), c.Candidate.sample()))
+		metrics[c.Metric] = true
 	}
+	require.Equal(t, map[string]bool{"latency": true, "cpu": true, "cost": true, "quality": true}, metrics, "every shift verdict is in the family")
 	judgeFamily(verdicts, cfg)
 	states := map[int]string{1: "better", -1: "worse", 0: "inconclusive"}
 	for i, c := range f.Verdicts.Comparisons {

@@ -15,12 +15,13 @@ job Prometheus scrapes them in).
 Counters and bucket histograms add up across a service's processes, so they are read per process
 and summed. The figures a process can only compute on its own calls and users (percentiles,
 improvement, distinct users, adoption ratio and stage, error-free users, verdicts, sample-ratio
-mismatch) are read from the fleet's series, ``migration_fleet_*``, that the collector's
-``migration_analytics`` component computes from every process's merged state (docs/fleet.md): one
-series per service and migration, with no per-process label (Prometheus's ``instance`` on them is
-the aggregating collector). The operations dashboard's health figures and CPU verdict are still each
-process's own (the fleet has none yet): they are read through :data:`PER_VERSION`, one entry each, so
-that switching one to a fleet series changes no panel.
+mismatch, and on the operations dashboard the CPU verdict, health score, anomalies and error trends)
+are read from the fleet's series, ``migration_fleet_*``, that the collector's ``migration_analytics``
+component computes from every process's merged state (docs/fleet.md): one series per service and
+migration, with no per-process label (Prometheus's ``instance`` on them is the aggregating
+collector). The operations dashboard reads its per-version figures through :data:`PER_VERSION`, one
+entry each, so that where a figure comes from is one edit. Memory leak and time to limit stay each
+process's own: a process leaks, not a fleet.
 
 Panels are made by three builders, :func:`figures` (one figure per series: bar gauge, stat, gauge),
 :func:`over_time` (time series) and :func:`place` (anything else), from ``(PromQL, legend)`` pairs;
@@ -73,9 +74,15 @@ METRICS: dict[str, str] = {
     "error_free_users": "migration_fleet_error_free_users",
     "fleet_duration": "migration_fleet_performance_duration_seconds",
     "improvement": "migration_fleet_performance_improvement_percent",
-    "verdict": "migration_fleet_verdict",
+    "verdict": "migration_fleet_verdict",  # latency, error_rate, cpu, cost, quality
     "srm": "migration_fleet_sample_ratio_mismatch",
     "instances": "migration_fleet_instances",
+    # the fleet's health (docs/health.md, "The fleet's health")
+    "fleet_health_score": "migration_fleet_health_score",
+    "fleet_health_factor": "migration_fleet_health_factor",
+    "fleet_anomaly": "migration_fleet_anomaly",
+    "fleet_anomaly_score": "migration_fleet_anomaly_score",
+    "fleet_error_trend": "migration_fleet_error_trend",
     # per process
     "rollout_percent": "migration_rollout_percent",
     "rolled_back": "migration_rollout_rolled_back_ratio",
@@ -88,8 +95,6 @@ METRICS: dict[str, str] = {
     "llm_in_flight": "migration_llm_in_flight",
     "first_item_bucket": "migration_stream_time_to_first_item_seconds_bucket",
     "stream_duration_bucket": "migration_stream_duration_seconds_bucket",
-    # the process's own verdicts (the fleet has no cpu verdict yet)
-    "process_verdict": "migration_verdict_ratio",
     # tools and agents
     "tool_runs": "migration_tool_invocations_total",
     "tools_requested": "migration_llm_tool_calls_total",
@@ -102,12 +107,7 @@ METRICS: dict[str, str] = {
     "agent_tokens_count": "migration_agent_tokens_count",
     # events
     "events": "migration_events_total",
-    # health and prediction, per process (otel_migration/_analytics/health.py)
-    "health_score": "migration_health_score",
-    "health_factor": "migration_health_factor_ratio",
-    "anomaly": "migration_anomaly_ratio",
-    "anomaly_score": "migration_anomaly_score_ratio",
-    "error_trend": "migration_error_trend_ratio",
+    # memory-leak prediction, per process (otel_migration/_analytics/leak.py)
     "memory_leak": "migration_memory_leak_ratio",
     "memory_growth": "migration_memory_growth_bytes_per_second",
     "memory_time_to_limit": "migration_memory_time_to_limit_seconds",
@@ -202,17 +202,17 @@ class Source:
         return f"{self.combine} by ({by}) {series}"
 
 
-# Health and the CPU verdict are computed by each process on its own calls (docs/health.md). Once the
-# collector component merges them (migration.fleet.health.score, migration.fleet.anomaly,
-# migration.fleet.error.trend; a fleet cpu verdict), add their names to METRICS and point these at them
-# with fleet=True: every health panel, legend and test stays as it is.
+# Health and the CPU verdict per version, from the collector component's merge of every process's
+# calls (docs/fleet.md sections 6 and 10): one series per service, so ``combine`` only matters when
+# $service selects several (then the worst: the lowest score, a raised flag, "worse", "rising").
 PER_VERSION: dict[str, Source] = {
-    "health_score": Source("health_score", "min"),
-    "health_factor": Source("health_factor", "min"),
-    "anomaly": Source("anomaly", "max"),
-    "anomaly_score": Source("anomaly_score", "max"),
-    "error_trend": Source("error_trend", "max"),  # rising (1) wins over stable (0) and falling (-1)
-    "cpu_verdict": Source("process_verdict", "min"),  # worse (-1) wins
+    "health_score": Source("fleet_health_score", "min", fleet=True),
+    "health_factor": Source("fleet_health_factor", "min", fleet=True),
+    "anomaly": Source("fleet_anomaly", "max", fleet=True),
+    "anomaly_score": Source("fleet_anomaly_score", "max", fleet=True),
+    # rising (1) wins over stable (0) and falling (-1)
+    "error_trend": Source("fleet_error_trend", "max", fleet=True),
+    "cpu_verdict": Source("verdict", "min", fleet=True),  # worse (-1) wins
 }
 
 
@@ -933,8 +933,9 @@ def operations_dashboard() -> Any:
         figures(
             stat,
             "CPU verdict",
-            "Candidate against control on median CPU per successful call (Mann-Whitney U, "
-            "cpu_min_effect), as each process judges its own calls; the worst over the processes.",
+            "Candidate against control on thread CPU per successful call over the last hour across the "
+            "fleet (Mann-Whitney U on the merged migration.state.cpu, Holm-corrected with the other "
+            "verdicts, cpu_min_effect of the control's median).",
             8,
             8,
             [per(per_version, "cpu_verdict", OPERATION, VERSION, matchers=['migration_metric="cpu"'])],
@@ -1055,12 +1056,13 @@ def operations_dashboard() -> Any:
             [per(rate, "events", "migration_event_name", VERSION)],
             low=0,
         ),
-        row("Health and prediction (each process on its own calls; docs/health.md)"),
+        row("Health and prediction (the fleet's; memory per process; docs/health.md)"),
         figures(
             bargauge,
             "Health score",
             "0-100 per version over the last 5 minutes, from error rate, slow calls, saturation and "
-            "telemetry loss against their budgets (migration.health.score); the lowest over the processes.",
+            "telemetry loss against their budgets, on the whole fleet's calls "
+            "(migration.fleet.health.score).",
             8,
             8,
             [per(per_version, "health_score", VERSION)],
@@ -1071,7 +1073,7 @@ def operations_dashboard() -> Any:
         figures(
             bargauge,
             "Health inputs",
-            "Each input's part of the score (migration.health.factor): 100 % does no harm, 0 loses its "
+            "Each input's part of the score (migration.fleet.health.factor): 100 % does no harm, 0 loses its "
             "whole weight (errors 40, latency 30, saturation 15, telemetry loss 15 points).",
             8,
             8,
@@ -1085,7 +1087,7 @@ def operations_dashboard() -> Any:
             stat,
             "Error trend",
             "Per version and error category over the last 30 minutes (Mann-Kendall test on the per-minute "
-            "error rate, migration.error.trend): rising, stable or falling.",
+            "error rate of the fleet, migration.fleet.error.trend): rising, stable or falling.",
             8,
             8,
             [per(per_version, "error_trend", VERSION, "migration_error_category")],
@@ -1094,8 +1096,9 @@ def operations_dashboard() -> Any:
         figures(
             stat,
             "Anomalies",
-            "The last complete minute against the 30 before it, per version: request rate (both ways), "
-            "error rate and latency (upwards) (migration.anomaly; 0 too while there is too little history).",
+            "The minute that ended health_delay (90 s) ago against the 30 before it, per version: request "
+            "rate (both ways), error rate and latency (upwards), on the fleet's calls "
+            "(migration.fleet.anomaly; 0 too while there is too little history).",
             12,
             8,
             [per(per_version, "anomaly", VERSION, "migration_metric")],
@@ -1104,8 +1107,8 @@ def operations_dashboard() -> Any:
         figures(
             bargauge,
             "Anomaly z-score",
-            "Robust z-score of the last minute (median and MAD of the 30 before; migration.anomaly.score): "
-            "an anomaly from 5.",
+            "Robust z-score of that minute (median and MAD of the 30 before; "
+            "migration.fleet.anomaly.score): an anomaly from 5.",
             12,
             8,
             [per(per_version, "anomaly_score", VERSION, "migration_metric")],

@@ -6,8 +6,8 @@ exactly (the contract is ``docs/fleet.md``; the collector's ``migration_analytic
 merges it and emits ``migration.fleet.*``):
 
 - counts as cumulative sums (``migration.state.calls``, LLM tokens, quality actions, NPS, CSAT);
-- distributions as base-2 exponential histograms at scale 6 (durations of successful calls, LLM
-  cost, quality scores): merged buckets give percentiles within 0.55 %;
+- distributions as base-2 exponential histograms at scale 6 (durations and thread CPU seconds of
+  successful calls, LLM cost, quality scores): merged buckets give percentiles within 0.55 %;
 - distinct users, sessions and users with an error as HyperLogLog sketches per migration, version
   and 5-minute bucket, shipped as OTLP log records (``migration.state.sketch``, the registers as a
   bytes body). A sketch is re-sent whole while its bucket changes: a register-wise maximum is
@@ -61,7 +61,12 @@ def views() -> list[View]:
     )
     return [
         View(instrument_name=name, aggregation=aggregation)
-        for name in (sc.METRIC_STATE_DURATION, sc.METRIC_STATE_LLM_COST, sc.METRIC_STATE_QUALITY_SCORE)
+        for name in (
+            sc.METRIC_STATE_DURATION,
+            sc.METRIC_STATE_CPU,
+            sc.METRIC_STATE_LLM_COST,
+            sc.METRIC_STATE_QUALITY_SCORE,
+        )
     ]
 
 
@@ -88,12 +93,13 @@ class FleetState:
         self._shipped_at = 0.0
         self._quality_totals = quality_totals
         histograms = histograms or HistogramSet(meter, owned=False)
-        self._duration, self._cost, self._score = (
+        self._duration, self._cpu, self._cost, self._score = (
             histograms.exponential(
                 name, unit, description, max_scale=HISTOGRAM_MAX_SCALE, max_size=HISTOGRAM_MAX_SIZE
             )
             for name, unit, description in (
                 (sc.METRIC_STATE_DURATION, "s", "Durations of successful calls (mergeable)."),
+                (sc.METRIC_STATE_CPU, "s", "Thread CPU time of successful calls (mergeable)."),
                 (sc.METRIC_STATE_LLM_COST, "USD", "Cost of each priced LLM call (mergeable)."),
                 (sc.METRIC_STATE_QUALITY_SCORE, "1", "Quality scores, 0-100 (mergeable)."),
             )
@@ -160,7 +166,10 @@ class FleetState:
                         hashes = sessions[1][in_bucket[sessions[0]]]
                         self._add(group.migration, group.version, "sessions", bucket, hashes)
             if group.outcome == sc.OUTCOME_OK:
-                self._duration.record(group.durations, self._attributes(key[:3], _CALL_NAMES[:3]))
+                attributes = self._attributes(key[:3], _CALL_NAMES[:3])
+                self._duration.record(group.durations, attributes)
+                # Only the calls that measured their CPU (measure_cpu): an empty array records nothing.
+                self._cpu.record(group.cpu, attributes)
         for record in batch.llm:
             self._on_llm(record)
 

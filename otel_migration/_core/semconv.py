@@ -159,6 +159,7 @@ METRIC_GUARD_TRIGGERED: Final = "migration.guard.triggered"
 # Mergeable state for the fleet (docs/fleet.md): merged by the collector's migration_analytics.
 METRIC_STATE_CALLS: Final = "migration.state.calls"
 METRIC_STATE_DURATION: Final = "migration.state.duration"
+METRIC_STATE_CPU: Final = "migration.state.cpu"  # thread CPU seconds of successful calls
 METRIC_STATE_LLM_COST: Final = "migration.state.llm.cost"
 METRIC_STATE_LLM_TOKENS: Final = "migration.state.llm.tokens"
 METRIC_STATE_QUALITY_SCORE: Final = "migration.state.quality.score"

@@ -20,9 +20,15 @@ panels must show the simulation's truth within the sketches' error (3 x 1.6 %) o
 
 A third process, the operations service alone on the operations dashboard, runs a workload whose
 resources, tools and agent loops, events and health are known: CPU-bound against sleep-bound calls
-(the CPU panel and its ratio within tolerance), kept memory, streams timed into known buckets,
-calls blocked in flight while it exports, and a planted health history (rising errors, a surge, a
-linear leak) whose score, z-scores and time to limit follow from docs/health.md's formulas.
+(the CPU panel and its ratio within tolerance, the fleet's CPU verdict), kept memory, streams timed
+into known buckets, calls blocked in flight while it exports, and a planted health history (rising
+errors, a surge, a linear leak) whose score, z-scores and time to limit follow from docs/health.md's
+formulas. The health panels read the fleet's figures, which need minutes of history: as
+tests/e2e/test_fleet_component.py does, the planted minutes reach the component as the cumulative
+state of a second instance of the service, exported over OTLP once per planted minute (the process's
+own health monitor gets the same minutes; the memory leak stays the process's own). The service
+runs last, early in a minute, and the last expositions are taken in that same minute, so that the
+fleet judges the planted surge as the process does.
 
     python -m tests.e2e.test_dashboards main|edge|ops  # the simulated services (the test runs them)
     python -m tests.e2e.test_dashboards debug DIR     # run it all, keep the expositions in DIR
@@ -108,6 +114,10 @@ AGENT_TOOLS = ("lookup_order", "refund")
 AGENT_RUNS = {"2.0": 2, "1.0": 1}
 FINAL_TURN = {"2.0": (HAIKU, 400, 60), "1.0": (SONNET, 900, 80)}  # (model, input, output)
 IN_FLIGHT = 3  # calls of operation "wait" (2.0) blocked while the process exports
+# The operations service starts at most this many seconds into a minute: its workload, the planted
+# history's export and the last expositions then all fall in that minute.
+OPS_START_BY_S = 20
+PLANTED_INSTANCE = "planted-history"  # the service.instance.id the planted minutes are exported under
 OPS_ANALYTICS = {  # health inputs with budgets the workload does not simply exhaust
     "min_samples": MIN_SAMPLES,
     "evaluate_every_s": 3600,  # the gauges hold the one evaluation the process makes after planting
@@ -363,14 +373,111 @@ def _plant_history(monitor: Any, minute: int) -> None:
                 )
             )
 
-    first = minute - PLANTED_MINUTES - 1
-    for k in range(PLANTED_MINUTES):
-        calls(first + k, BASELINE_CALLS, planted_errors(k))
-    calls(minute - 1, SURGE_CALLS, SURGE_ERRORS)
+    for at_minute, (count, errors) in _planted_minutes(minute).items():
+        calls(at_minute, count, errors)
     now = time.time()
     for i in range(LEAK_SAMPLES):
         at = now - LEAK_STEP_S * (LEAK_SAMPLES - 1 - i)
         monitor.sample(rss=LEAK_FROM + LEAK_STEP * i, cpu_share=0.0, at=at)
+
+
+def _planted_minutes(minute: int) -> dict[int, tuple[int, int]]:
+    """1.0's planted minutes before ``minute`` (the real calls' one): minute -> (calls, network errors)."""
+    first = minute - PLANTED_MINUTES - 1
+    planted = {first + k: (BASELINE_CALLS, planted_errors(k)) for k in range(PLANTED_MINUTES)}
+    return planted | {minute - 1: (SURGE_CALLS, SURGE_ERRORS)}
+
+
+def export_planted_history(otlp_http_port: int, minute: int) -> None:
+    """The planted minutes for the collector's component, as a process would have exported them.
+
+    A second instance of the operations service (``PLANTED_INSTANCE``) sends its cumulative state at
+    the end of every planted minute: calls by outcome, errors by category and the durations of the
+    successful calls (all ``PLANTED_S``) as a scale-6 exponential histogram. Its first export, all
+    zero, a minute before the first planted one, starts its streams (docs/fleet.md section 4), so
+    each later export's increase lands in the minute it covers.
+    """
+    import urllib.request
+
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+    from opentelemetry.proto.resource.v1 import resource_pb2
+
+    def kv(pairs: dict[str, str]) -> list[common_pb2.KeyValue]:
+        return [
+            common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in pairs.items()
+        ]
+
+    cumulative = metrics_pb2.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    call = {"migration.name": MIGRATION, "migration.operation": "render", "migration.version": "1.0"}
+    network = call | {"error.type": "ConnectionError", "migration.error.category": "network"}
+    index = math.ceil(math.log2(PLANTED_S) * 64) - 1  # the scale-6 bucket of every planted duration
+    planted = _planted_minutes(minute)
+    first = min(planted)
+    start_ns = (first * 60 - 10) * 10**9
+    calls = errors = 0
+    for at_minute in range(first - 1, minute):
+        n, failed = planted.get(at_minute, (0, 0))
+        calls, errors = calls + n, errors + failed
+        at_ns = (at_minute + 1) * 60 * 10**9
+
+        def counter(name: str, *points: tuple[int, dict[str, str]], at_ns: int = at_ns) -> Any:
+            data = [
+                metrics_pb2.NumberDataPoint(
+                    attributes=kv(attrs), start_time_unix_nano=start_ns, time_unix_nano=at_ns, as_int=value
+                )
+                for value, attrs in points
+            ]
+            return metrics_pb2.Metric(
+                name=name,
+                sum=metrics_pb2.Sum(data_points=data, aggregation_temporality=cumulative, is_monotonic=True),
+            )
+
+        ok = calls - errors
+        durations = metrics_pb2.ExponentialHistogramDataPoint(
+            attributes=kv(call),
+            start_time_unix_nano=start_ns,
+            time_unix_nano=at_ns,
+            count=ok,
+            sum=ok * PLANTED_S,
+            scale=6,
+        )
+        if ok:
+            durations.positive.offset, durations.positive.bucket_counts[:] = index, [ok]
+        metrics = [
+            counter(
+                "migration.state.calls",
+                (ok, call | {"migration.outcome": "ok"}),
+                (errors, call | {"migration.outcome": "error"}),
+            ),
+            counter("migration.errors", (errors, network)),
+            metrics_pb2.Metric(
+                name="migration.state.duration",
+                unit="s",
+                exponential_histogram=metrics_pb2.ExponentialHistogram(
+                    data_points=[durations], aggregation_temporality=cumulative
+                ),
+            ),
+        ]
+        resource = resource_pb2.Resource(
+            attributes=kv({"service.name": OPS, "service.instance.id": PLANTED_INSTANCE})
+        )
+        body = metrics_service_pb2.ExportMetricsServiceRequest(
+            resource_metrics=[
+                metrics_pb2.ResourceMetrics(
+                    resource=resource, scope_metrics=[metrics_pb2.ScopeMetrics(metrics=metrics)]
+                )
+            ]
+        ).SerializeToString()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{otlp_http_port}/v1/metrics",
+            data=body,
+            headers={"Content-Type": "application/x-protobuf"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
 
 
 def simulate_ops() -> None:
@@ -383,9 +490,10 @@ def simulate_ops() -> None:
     from otel_migration.instrumentation.anthropic import AnthropicInstrumentor
     from tests.llm_server import LLMServer, ToolCall, Usage
 
-    # The real calls and the planted history's last minute must be one minute apart: start early in a
-    # minute (the workload takes a few seconds).
-    if time.time() % 60 > 40:
+    # The real calls and the planted history's last minute must be one minute apart, and the test
+    # reads the fleet's figures in the same minute: start early in a minute (the workload takes a few
+    # seconds).
+    if time.time() % 60 > OPS_START_BY_S:
         time.sleep(60.5 - time.time() % 60)
     started = int(time.time() // 60)
     telemetry = otel_migration.configure(
@@ -447,6 +555,7 @@ def simulate_ops() -> None:
     facts = {
         "verdicts": [[v.operation, v.metric, v.candidate, v.state] for v in snap.verdicts],
         "retained": len(kept) * RETAINED_BYTES,
+        "minute": minute,
     }
     print(f"DONE {json.dumps(facts)}", flush=True)
     otel_migration.shutdown()
@@ -498,6 +607,31 @@ def _fleet_settled(url: str, requests: int) -> bool:
     )
 
 
+def _ops_health_settled(url: str) -> bool:
+    """The fleet has judged the operations' planted minutes (1.0's request rate has a z-score), and two
+    evaluations a little more than an emit interval apart agree."""
+    names = ("migration_fleet_health_score", "migration_fleet_anomaly_score", "migration_fleet_error_trend")
+
+    def health() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        text = http_get(url)[1]
+        return {
+            name: {
+                tuple(sorted(found.items())): value
+                for found, value in prometheus_samples(text, name)
+                if found.get("job") == OPS
+            }
+            for name in names
+        }
+
+    before = health()
+    judged = any(
+        dict(key).get("migration_version") == "1.0" and dict(key).get("migration_metric") == "request_rate"
+        for key in before["migration_fleet_anomaly_score"]
+    )
+    time.sleep(1.5)
+    return judged and health() == before
+
+
 def _expected_requests(phases: tuple[Phase, ...]) -> int:
     return sum(len(users) for p in phases for users, _ in p.charge.values()) + sum(len(p.llm) for p in phases)
 
@@ -519,11 +653,19 @@ def run_simulation(workdir: Path) -> Simulation:
             "OTELCOL_SELF_METRICS_PORT": str(ports["own"]),
             "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{backend.port}",  # stands in for Jaeger
             "OTELCOL_FLEET_EMIT_INTERVAL": "1s",
+            "OTELCOL_FLEET_HEALTH_DELAY": "0s",  # the fleet judges the last minute, as the process
         }
         config = ROOT / "collector_config"
-        # The fleet judges with the process's min_samples (its otel-migration.toml below).
+        # The fleet judges with the process's min_samples (its otel-migration.toml below) and the
+        # operations' health budgets (OPS_ANALYTICS; no other service's health is checked).
         fleet_config = workdir / "fleet.yaml"
-        fleet_config.write_text(f"connectors:\n  migration_analytics:\n    min_samples: {MIN_SAMPLES}\n")
+        fleet_config.write_text(
+            "connectors:\n  migration_analytics:\n"
+            f"    min_samples: {MIN_SAMPLES}\n"
+            f"    error_budget: {OPS_ANALYTICS['error_budget']}\n"
+            f"    latency_budget: {OPS_ANALYTICS['latency_budget']}\n"
+            f"    latency_slo: {int(OPS_ANALYTICS['latency_slo_s'] * 1000)}ms\n"
+        )
         args = [str(otelcol), f"--config={config / 'otelcol.yaml'}", f"--config={config / 'llm-cost.yaml'}"]
         args.append(f"--config={fleet_config}")
         collector = Process("collector", args, env, workdir / "collector.log")
@@ -571,33 +713,44 @@ def run_simulation(workdir: Path) -> Simulation:
                 "the edge service's failed spans on the collector",
             )
 
-            # The operations service: its spans go straight to a receiver of their own, so that the
-            # collector's span counts stay the main service's.
-            ops_env = base | {
-                "OTEL_SERVICE_NAME": OPS,
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{aside.port}",
-                "ANTHROPIC_OPEN_TELEMETRY": "false",
-            }
-            ops = subprocess.run(
-                [sys.executable, "-m", "tests.e2e.test_dashboards", "ops"],
-                env=ops_env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=180,
-            )
-            assert ops.returncode == 0, ops.stderr
-            sim.ops = json.loads(ops.stdout.split("DONE ", 1)[1])
-            wait_until(
-                lambda: (
-                    _total(
-                        http_get(app_url)[1], "migration_calls_in_flight", job=OPS, migration_operation="wait"
-                    )
-                    == IN_FLIGHT
-                ),
-                30,
-                "the operations service's calls in flight on the collector",
-            )
+            def run_ops() -> int:
+                """The operations service and its planted history at the component; its minute."""
+                # Its spans go straight to a receiver of their own, so that the collector's span counts
+                # stay the main service's. No process.* metrics: the fleet's saturation input stays
+                # "no harm", as the process's planted CPU share of 0.
+                ops_env = base | {
+                    "OTEL_SERVICE_NAME": OPS,
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{aside.port}",
+                    "ANTHROPIC_OPEN_TELEMETRY": "false",
+                    "OTEL_MIGRATION_PROCESS_METRICS": "false",
+                }
+                ops = subprocess.run(
+                    [sys.executable, "-m", "tests.e2e.test_dashboards", "ops"],
+                    env=ops_env,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                )
+                assert ops.returncode == 0, ops.stderr
+                sim.ops = json.loads(ops.stdout.split("DONE ", 1)[1])
+                minute: int = sim.ops["minute"]
+                export_planted_history(ports["http"], minute)
+                wait_until(
+                    lambda: (
+                        _total(
+                            http_get(app_url)[1],
+                            "migration_calls_in_flight",
+                            job=OPS,
+                            migration_operation="wait",
+                        )
+                        == IN_FLIGHT
+                    ),
+                    30,
+                    "the operations service's calls in flight on the collector",
+                )
+                wait_until(lambda: _ops_health_settled(app_url), 30, "the fleet's health of the operations")
+                return minute
 
             config_file = workdir / "otel-migration.toml"
             config_file.write_text(
@@ -651,8 +804,12 @@ def run_simulation(workdir: Path) -> Simulation:
                         60,
                         f"phase {number} in the fleet's figures",
                     )
+                    ops_minute = run_ops() if number == len(PHASES) else None
                     sim.app.append(http_get(app_url)[1])
                     sim.own.append(http_get(own_url)[1])
+                    if ops_minute is not None:
+                        # The fleet judges the minute before the current one: the planted surge.
+                        assert time.time() // 60 == ops_minute, "the operations' minute ended: rerun"
                     if number == 1:
                         sim.backend_spans = len(backend.spans())
                         backend.behaviour = "reject"  # phase 2: the trace backend refuses everything
@@ -1019,15 +1176,17 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
         (m, "Rollbacks", "B"): {labels(migration_name=MIGRATION): 0},
         # Not tested yet: the fleet tests the users' split once one percent has held for an hour.
         (m, "Rollbacks", "C"): {},
-        # The fleet judges what the process judges; only 2.0's charge latency is decided (worse).
-        # Except cpu: the process judges it since CPU is measured by default, but the collector's
-        # migration_analytics component has no cpu verdict yet (a known gap of the component).
+        # The fleet judges what the process judges: 2.0's charge latency is worse; CPU (measured by
+        # default; both versions sleep) as the process decided it on the same calls; the rest undecided.
         (m, "Verdicts", "A"): {
             labels(
                 migration_name=MIGRATION, migration_operation=op, migration_version=v, migration_metric=metric
-            ): -1 if (op, metric) == ("charge", "latency") else 0
-            for op, metric, v, _ in last["verdicts"]
-            if metric != "cpu"
+            ): -1
+            if (op, metric) == ("charge", "latency")
+            else VERDICT_VALUES[state]
+            if metric == "cpu"
+            else 0
+            for op, metric, v, state in last["verdicts"]
         },
         (m, "Error categories", "A"): per(errors.items(), "migration_version", "migration_error_category"),
         (llm, "Cost by tier", "A"): per((((t,), c) for (_, _, t), c in cost.items()), "migration_llm_tier"),
@@ -1127,6 +1286,9 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
     } | ops_expectations(sim)
 
 
+VERDICT_VALUES = {"better": 1, "worse": -1, "inconclusive": 0, "no_data": 0}
+
+
 def _bucket_quantile(value: float, quantile: float) -> float:
     """What histogram_quantile gives when every observation lies in the bucket of ``value``."""
     upper = next(bound for bound in DURATION_BUCKETS if value <= bound)
@@ -1143,11 +1305,12 @@ def _robust_z(baseline: list[float], value: float, floor: float) -> float:
 
 
 def _health(calls: int, errors: int, slow: int) -> dict[str, float]:
-    """docs/health.md's formula over 5 minutes, with no saturation and no telemetry loss (as planted)."""
+    """docs/health.md's formula over 5 minutes as the fleet computes it, with no saturation and no
+    telemetry loss (as planted): its slow share is of the successful calls (the state's durations)."""
     settings = OPS_ANALYTICS
     return {
         "errors": 1 - min(1.0, errors / calls / settings["error_budget"]),
-        "latency": 1 - min(1.0, slow / calls / settings["latency_budget"]),
+        "latency": 1 - min(1.0, slow / (calls - errors) / settings["latency_budget"]),
         "saturation": 1.0,
         "telemetry_loss": 1.0,
     }
@@ -1195,6 +1358,8 @@ def ops_expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
     rate_median = statistics.median(baseline_rates)
     p = min(max(rate_median, 1 / SURGE_CALLS), 0.5)
     error_z = _robust_z(baseline_rates, SURGE_ERRORS / SURGE_CALLS, math.sqrt(p * (1 - p) / SURGE_CALLS))
+    # The fleet's CPU verdicts: where either version measured CPU, as the process judges them (the
+    # operations the process judged), and render's 2.0, which sleeps where 1.0 burns, leaner.
     cpu_verdicts = {(op, v): state for op, metric, v, state in sim.ops["verdicts"] if metric == "cpu"}
     assert cpu_verdicts[("render", "2.0")] == "better", cpu_verdicts  # the process judges it too
     retained = CACHE_CALLS * RETAINED_BYTES

@@ -2,11 +2,12 @@
 
 Two processes of one service export the state of docs/fleet.md over OTLP/HTTP (protobuf), built
 here by hand from known raw data (the SDK side is not this test's subject): cumulative call
-counters, scale-6 exponential histograms of durations and HyperLogLog sketches as log records.
-The real collector (with the component, built by collector_config/build.sh) merges them, and its
-Prometheus endpoint must show the ground truth: exact requests, distinct users within the sketch's
-error, p95 within the histogram's 0.55 %, the verdicts the Python code gives on the pooled raw
-data, one series per migration and no per-instance label.
+counters, scale-6 exponential histograms of durations and of CPU seconds, and HyperLogLog sketches
+as log records. The real collector (with the component, built by collector_config/build.sh) merges
+them, and its Prometheus endpoint must show the ground truth: exact requests, distinct users within
+the sketch's error, p95 (durations and CPU) within the histogram's 0.55 %, the verdicts (latency,
+error rate, CPU) the Python code gives on the pooled raw data, one series per migration and no
+per-instance label.
 
 The fleet's health (docs/health.md): three processes export 40 minutes of cumulative state, errors
 by category, dropped calls and CPU, minute by minute; the health score, anomalies and error trends
@@ -113,8 +114,9 @@ def _export(
     calls: dict[tuple[str, str], int],
     durations: dict[str, np.ndarray[Any, Any]],
     users: dict[str, range],
+    cpu: dict[str, np.ndarray[Any, Any]],
 ) -> None:
-    """One process's export: cumulative calls, cumulative duration histograms and user sketches."""
+    """One process's export: cumulative calls, duration and CPU histograms, and user sketches."""
     sum_points = [
         metrics_pb2.NumberDataPoint(
             attributes=_kv(
@@ -131,29 +133,33 @@ def _export(
         )
         for (version, outcome), count in calls.items()
     ]
-    hist_points = []
-    for version, values in durations.items():
-        offset, counts = _histogram(values)
-        hist_points.append(
-            metrics_pb2.ExponentialHistogramDataPoint(
-                attributes=_kv(
-                    {
-                        "migration.name": MIGRATION,
-                        "migration.operation": OPERATION,
-                        "migration.version": version,
-                    }
-                ),
-                start_time_unix_nano=start_ns,
-                time_unix_nano=now_ns,
-                count=int(values.size),
-                sum=float(values.sum()),
-                scale=SCALE,
-                zero_count=0,
-                positive=metrics_pb2.ExponentialHistogramDataPoint.Buckets(
-                    offset=offset, bucket_counts=counts
-                ),
+
+    def points(values_by_version: dict[str, np.ndarray[Any, Any]]) -> list[Any]:
+        found = []
+        for version, values in values_by_version.items():
+            offset, counts = _histogram(values)
+            found.append(
+                metrics_pb2.ExponentialHistogramDataPoint(
+                    attributes=_kv(
+                        {
+                            "migration.name": MIGRATION,
+                            "migration.operation": OPERATION,
+                            "migration.version": version,
+                        }
+                    ),
+                    start_time_unix_nano=start_ns,
+                    time_unix_nano=now_ns,
+                    count=int(values.size),
+                    sum=float(values.sum()),
+                    scale=SCALE,
+                    zero_count=0,
+                    positive=metrics_pb2.ExponentialHistogramDataPoint.Buckets(
+                        offset=offset, bucket_counts=counts
+                    ),
+                )
             )
-        )
+        return found
+
     cumulative = metrics_pb2.AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
     request = metrics_service_pb2.ExportMetricsServiceRequest(
         resource_metrics=[
@@ -171,12 +177,18 @@ def _export(
                                     is_monotonic=True,
                                 ),
                             ),
-                            metrics_pb2.Metric(
-                                name="migration.state.duration",
-                                unit="s",
-                                exponential_histogram=metrics_pb2.ExponentialHistogram(
-                                    data_points=hist_points, aggregation_temporality=cumulative
-                                ),
+                            *(
+                                metrics_pb2.Metric(
+                                    name=name,
+                                    unit="s",
+                                    exponential_histogram=metrics_pb2.ExponentialHistogram(
+                                        data_points=points(values), aggregation_temporality=cumulative
+                                    ),
+                                )
+                                for name, values in (
+                                    ("migration.state.duration", durations),
+                                    ("migration.state.cpu", cpu),
+                                )
                             ),
                         ]
                     )
@@ -233,6 +245,11 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
         "1.0": [rng.lognormal(math.log(0.040), 0.3, 300), rng.lognormal(math.log(0.040), 0.3, 200)],
         "2.0": [rng.lognormal(math.log(0.052), 0.3, 150), rng.lognormal(math.log(0.052), 0.3, 250)],
     }
+    # CPU per successful call: 2.0 burns 30 % more (issue 14: that version is worse).
+    raw_cpu = {
+        "1.0": [rng.lognormal(math.log(0.004), 0.3, 300), rng.lognormal(math.log(0.004), 0.3, 200)],
+        "2.0": [rng.lognormal(math.log(0.0052), 0.3, 150), rng.lognormal(math.log(0.0052), 0.3, 250)],
+    }
     errors = {"1.0": (6, 4), "2.0": (15, 25)}  # per instance
     users = {"1.0": (range(0, 700), range(500, 1200)), "2.0": (range(2000, 2200), range(2100, 2400))}
     start = time.time_ns() - 20_000_000_000
@@ -241,12 +258,15 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
         # must count the difference, not both.
         for fraction in (0.5, 1.0):
             durations = {v: raw[v][i][: int(raw[v][i].size * fraction)] for v in raw}
+            cpu = {v: raw_cpu[v][i][: int(raw_cpu[v][i].size * fraction)] for v in raw_cpu}
             calls = {}
             for version in raw:
                 failed = int(errors[version][i] * fraction)
                 calls[(version, "ok")] = int(durations[version].size)
                 calls[(version, "error")] = failed
-            _export(stack, instance, start, time.time_ns(), calls, durations, {v: users[v][i] for v in users})
+            _export(
+                stack, instance, start, time.time_ns(), calls, durations, {v: users[v][i] for v in users}, cpu
+            )
 
     def requests() -> dict[str, float]:
         return {
@@ -284,10 +304,22 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
     for version in raw:
         pooled_p95 = float(np.percentile(np.concatenate(raw[version]), 95))
         assert abs(p95[version] / pooled_p95 - 1) <= 0.0055, (version, p95[version], pooled_p95)
+    cpu_seen = {
+        (labels["migration_version"], labels["migration_statistic"]): value
+        for labels, value in _fleet(stack, "migration_fleet_performance_cpu_seconds")
+        if labels.get("migration_window") == "1h"
+    }
+    for version in raw_cpu:
+        pooled = np.concatenate(raw_cpu[version])
+        for q in (50, 95, 99):
+            expected = float(np.percentile(pooled, q))
+            assert abs(cpu_seen[(version, f"p{q}")] / expected - 1) <= 0.0055, (version, q, cpu_seen)
+        assert math.isclose(cpu_seen[(version, "mean")], float(pooled.mean()), rel_tol=1e-9)
 
     # The verdicts the Python code gives on the pooled raw data (one Holm family, as the component).
     settings = AnalyticsSettings()
     control, candidate = np.concatenate(raw["1.0"]), np.concatenate(raw["2.0"])
+    cpu_control, cpu_candidate = np.concatenate(raw_cpu["1.0"]), np.concatenate(raw_cpu["2.0"])
     python = adjust(
         [
             shift_verdict("latency", MIGRATION, OPERATION, "1.0", "2.0", control, candidate),
@@ -300,17 +332,30 @@ def test_two_instances_merge_into_the_fleets_figures_at_prometheus(stack: Stack)
                 (sum(errors["2.0"]), truth_requests["2.0"]),
                 settings,
             ),
+            shift_verdict("cpu", MIGRATION, OPERATION, "1.0", "2.0", cpu_control, cpu_candidate),
         ],
         settings,
-        {(MIGRATION, OPERATION, "latency", "1.0"): float(np.median(control))},
+        {
+            (MIGRATION, OPERATION, "latency", "1.0"): float(np.median(control)),
+            (MIGRATION, OPERATION, "cpu", "1.0"): float(np.median(cpu_control)),
+        },
     )
     value = {"better": 1.0, "worse": -1.0, "inconclusive": 0.0, "no_data": 0.0}
     verdicts = _fleet(stack, "migration_fleet_verdict")
     # One series per (operation, candidate, metric), whatever the number of instances.
-    assert len(verdicts) == 2, verdicts
+    assert len(verdicts) == 3, verdicts
     by_metric = {labels["migration_metric"]: v for labels, v in verdicts}
     assert by_metric == {v.metric: value[v.state] for v in python}
     assert by_metric["latency"] == -1.0, "2.0 is 30 % slower: the planted regression must be seen"
+    assert by_metric["cpu"] == -1.0, "2.0 burns 30 % more CPU: the planted regression must be seen"
+    # The CPU shift: Hodges-Lehmann on the pooled raw values, within the histogram's resolution.
+    (effect,) = [
+        v
+        for labels, v in _fleet(stack, "migration_fleet_verdict_effect")
+        if labels["migration_metric"] == "cpu"
+    ]
+    (cpu_python,) = [v for v in python if v.metric == "cpu"]
+    assert abs(effect - cpu_python.estimate) <= 0.011 * float(np.median(cpu_control)), (effect, cpu_python)
 
 
 def test_real_sdk_processes_give_one_fleet_series_per_migration(stack: Stack, tmp_path: Path) -> None:
@@ -370,7 +415,14 @@ def test_real_sdk_processes_give_one_fleet_series_per_migration(stack: Stack, tm
     truth_errors = sum(1 for t in truth if t["outcome"] == "error")
     assert errors == {"1.0": 0.0, "2.0": truth_errors / calls["2.0"]}
     verdicts = {labels["migration_metric"]: v for labels, v in fleet("migration_fleet_verdict")}
-    assert len(fleet("migration_fleet_verdict")) == 2 and verdicts["latency"] == -1.0, verdicts
+    assert len(fleet("migration_fleet_verdict")) == 3 and verdicts["latency"] == -1.0, verdicts
+    assert verdicts["cpu"] == -1.0, verdicts  # 2.0 spins 1 ms of CPU per call, 1.0 only sleeps
+    cpu_p50 = {
+        labels["migration_version"]: v
+        for labels, v in fleet("migration_fleet_performance_cpu_seconds")
+        if labels.get("migration_window") == "1h" and labels.get("migration_statistic") == "p50"
+    }
+    assert 0.001 * (1 - 0.0055) <= cpu_p50["2.0"] < 0.0015 and cpu_p50["1.0"] < 0.0005, cpu_p50
     instances = [
         v
         for labels, v in prometheus_samples(stack.prometheus_text(), "migration_fleet_instances")

@@ -22,7 +22,8 @@ Prometheus's query API:
   the versioned function (the wrapper's clock starts just before the one inside and stops just
   after it; on a busy machine the gap is milliseconds, not microseconds, so it is bracketed rather
   than allowed for);
-- the latency and error-rate verdicts equal the Python verdicts on the pooled raw data;
+- the latency, error-rate and CPU verdicts equal the Python verdicts on the pooled raw data (the
+  SDK's own measurements, one Holm family as the component's);
 - exactly one ``MigrationLatencyRegressionSignificant`` alert fires for the migration (six processes),
   and once both gunicorns are stopped ``migration_fleet_instances`` falls to 0 and the alert resolves
   while the verdict itself stays -1 (the workers that carried it are gone).
@@ -280,6 +281,19 @@ class Truth:
             rows, key = self.rows, clock
         return np.array([r[key] for r in rows if r["version"] == version and r["outcome"] == "ok"])
 
+    def cpu(self, version: str) -> np.ndarray[Any, Any]:
+        """Thread CPU seconds of the successful calls, as the SDK measured them (its CPU state)."""
+        return np.array([r["cpu"] for r in self.wrapper if r["version"] == version and r["outcome"] == "ok"])
+
+
+def _midpoints(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Each value as the component holds it: its scale-6 bucket's midpoint (0 stays 0)."""
+    positive = values > 0
+    index = np.ceil(np.log2(values[positive]) * 64) - 1
+    out = np.zeros(values.size)
+    out[positive] = (2.0 ** (index / 64) + 2.0 ** ((index + 1) / 64)) / 2
+    return out
+
 
 def check_fleet_figures(prometheus: Prometheus, truth: Truth, service: str, migration: str) -> None:
     """Requests exact, users within the sketch's error, p95 within the histogram's, verdicts as Python's."""
@@ -330,9 +344,12 @@ def check_fleet_figures(prometheus: Prometheus, truth: Truth, service: str, migr
         # The SDK measured the call: its clock runs between the app's inner and outer ones.
         assert inner <= wrapper <= outer, (version, inner, wrapper, outer)
 
-    # The verdicts Python gives on the pooled raw data: one Holm family, as the component's.
+    # The verdicts Python gives on the pooled raw data: one Holm family, as the component's. CPU has
+    # no planted difference (both versions sleep): a verdict near its thresholds must not flip on the
+    # histogram's 0.55 %, so it is judged on the values the merged histogram holds (bucket midpoints).
     settings = AnalyticsSettings()
     control, candidate = truth.durations("1.0"), truth.durations("2.0")
+    cpu_control, cpu_candidate = _midpoints(truth.cpu("1.0")), _midpoints(truth.cpu("2.0"))
     python = adjust(
         [
             shift_verdict("latency", migration, OPERATION, "1.0", "2.0", control, candidate),
@@ -345,13 +362,17 @@ def check_fleet_figures(prometheus: Prometheus, truth: Truth, service: str, migr
                 (truth.errors("2.0"), int(calls["2.0"])),
                 settings,
             ),
+            shift_verdict("cpu", migration, OPERATION, "1.0", "2.0", cpu_control, cpu_candidate),
         ],
         settings,
-        {(migration, OPERATION, "latency", "1.0"): float(np.median(control))},
+        {
+            (migration, OPERATION, "latency", "1.0"): float(np.median(control)),
+            (migration, OPERATION, "cpu", "1.0"): float(np.median(cpu_control)),
+        },
     )
     value = {"better": 1.0, "worse": -1.0, "inconclusive": 0.0, "no_data": 0.0}
     verdicts = prometheus.query(f"migration_fleet_verdict{{{where}}}")
-    assert len(verdicts) == 2, verdicts  # one series per metric, whatever the number of processes
+    assert len(verdicts) == 3, verdicts  # one series per metric, whatever the number of processes
     fleet = {labels["migration_metric"]: v for labels, v in verdicts}
     print(f"{service}: verdicts fleet {fleet}, python", {v.metric: (v.state, v.p_value) for v in python})
     assert fleet == {v.metric: value[v.state] for v in python}

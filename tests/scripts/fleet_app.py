@@ -2,8 +2,9 @@
 
     python fleet_app.py FIRST_USER LAST_USER TRUTH_FILE
 
-Users whose id is divisible by 4 get version 2.0, which sleeps 50 % longer than 1.0 (a planted
-latency regression); every 10th call of 2.0 fails. Each call's user, version, outcome and duration
+Users whose id is divisible by 4 get version 2.0, which takes 50 % longer than 1.0 (a planted
+latency regression), spending a third of it on the CPU where 1.0 only sleeps (a planted CPU
+regression); every 10th call of 2.0 fails. Each call's user, version, outcome and duration
 (as the caller measured it) goes to TRUTH_FILE as a JSON line. Every process is configured with the
 same ``subject_key``, as docs/fleet.md requires, so a user has one pseudonym across the fleet.
 """
@@ -27,9 +28,17 @@ def quote_v1(user: int) -> int:
     return user
 
 
+def _spin(seconds: float) -> None:
+    """Burn this thread's CPU for ``seconds`` of its own CPU clock."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 @otel_migration.versioned("2.0", operation="quote")
 def quote_v2(user: int) -> int:
-    time.sleep(0.003)
+    _spin(0.001)
+    time.sleep(0.002)
     if user % 10 == 0:
         raise Declined(str(user))
     return user

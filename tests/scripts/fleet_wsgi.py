@@ -13,9 +13,9 @@ line, so every worker of every replica appends whole lines to one file): the use
 the outcome, ``inner`` (the seconds measured inside the versioned function, from its first to its
 last statement) and ``outer`` (measured around the call of the wrapped function, so the SDK
 wrapper's own duration lies between the two), the pid and the service's replica name.
-:class:`WrapperClock`, a call listener, appends what the SDK itself measured (the duration its
-state histogram receives) to ``FLEET_WRAPPER_LOG``: the component's precision is judged against
-those, the SDK's measurement against ``inner`` and ``outer``.
+:class:`WrapperClock`, a call listener, appends what the SDK itself measured (the duration and
+thread CPU seconds its state histograms receive) to ``FLEET_WRAPPER_LOG``: the component's precision
+and its verdicts are judged against those, the SDK's measurement against ``inner`` and ``outer``.
 
 Each worker calls ``otel_migration.configure()`` itself, after the fork (the gunicorn config's
 ``post_worker_init``): the SDK's exporter threads do not survive a fork.
@@ -88,14 +88,21 @@ _truth = _append("FLEET_TRUTH")
 
 
 class WrapperClock:
-    """A call listener: logs each versioned call's duration as the SDK measured it (its wrapper's clock)."""
+    """A call listener: logs each versioned call's duration and CPU as the SDK measured them."""
 
     def __init__(self) -> None:
         self._write = _append("FLEET_WRAPPER_LOG")
 
     def on_call(self, record: otel_migration.CallRecord | Any) -> None:
         if isinstance(record, otel_migration.CallRecord) and record.kind == "call":
-            self._write({"version": record.version, "outcome": record.outcome, "s": record.duration_s})
+            self._write(
+                {
+                    "version": record.version,
+                    "outcome": record.outcome,
+                    "s": record.duration_s,
+                    "cpu": record.cpu_time_s,
+                }
+            )
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
