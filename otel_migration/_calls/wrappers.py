@@ -246,13 +246,12 @@ class ActiveCall(InFlight):
         if entered:
             busy.add(ident)
         try:
-            self._finish(exc)
+            self._finish(exc, (_perf_counter_ns() - self.start_ns) / 1e9)
         finally:
             if entered:
                 busy.discard(ident)
 
-    def _finish(self, exc: BaseException | None) -> None:
-        duration_s = (_perf_counter_ns() - self.start_ns) / 1e9
+    def _finish(self, exc: BaseException | None, duration_s: float) -> None:
         err_type = category = None
         if exc is None:
             outcome = sc.OUTCOME_OK
