@@ -265,6 +265,7 @@ def measure_resources(calls: int) -> dict[str, float]:
     import tracemalloc
 
     from otel_migration._core.inflight import InFlightCounts
+
     results: dict[str, float] = {}
     results["time.thread_time_ns() alone"] = best_ns_per_call(lambda _: time.thread_time_ns(), calls)
     counts, key = InFlightCounts(), ("bench", "work", "2.0")

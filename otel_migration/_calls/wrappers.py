@@ -163,7 +163,7 @@ class ActiveCall(InFlight):
         self.start_ns = _perf_counter_ns()
 
     def run(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run a plain function as this call: :meth:`activate`, the work, :meth:`close`, written out."""
+        """Run a plain function as this call: :meth:`activate` (written out), the work, :meth:`close`."""
         try:
             self._token = otel_context.attach(self.context)  # type: ignore[arg-type]
         except Exception:
@@ -175,16 +175,7 @@ class ActiveCall(InFlight):
         except BaseException as exc:
             self.close(exc)
             raise
-        if self._cpu_from:
-            self.cpu_ns += _thread_time_ns() - self._cpu_from
-            self._cpu_from = 0
-        token, self._token = self._token, None
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception:
-                log_once("detach", "otel-migration: could not restore the context")
-        self.finish(None)
+        self.close(None)
         return result
 
     def activate(self) -> None:
