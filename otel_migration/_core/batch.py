@@ -15,6 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from .context import Scope
 from .pseudonyms import subject_hash
 from .records import CallRecord, LLMRecord, Record
 
@@ -32,7 +33,9 @@ class CallGroup:
         "_end_ns",
         "_sessions",
         "_users",
+        "first_scope",
         "migration",
+        "mixed",
         "operation",
         "outcome",
         "records",
@@ -42,6 +45,10 @@ class CallGroup:
     def __init__(self, migration: str, operation: str, version: str, outcome: str) -> None:
         self.migration, self.operation, self.version, self.outcome = migration, operation, version, outcome
         self.records: list[CallRecord] = []
+        #: The scope of the first call, and whether any other call had another Scope object (a
+        #: subject makes scopes per call); when none did, per-subject work is done once.
+        self.first_scope: Scope | None = None
+        self.mixed = False
         self._durations: npt.NDArray[np.float64] | None = None
         self._end_ns: npt.NDArray[np.int64] | None = None
         self._cpu: npt.NDArray[np.float64] | None = None
@@ -77,15 +84,28 @@ class CallGroup:
     def users(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
         """(rows, 64-bit hashes) of the calls made for a user (``subject``)."""
         if self._users is None:
-            self._users = _hashes([r.scope.subject for r in self.records])
+            self._users = self._shared(self.first_scope.subject if self.first_scope else None)
+            if self._users is None:
+                self._users = _hashes([r.scope.subject for r in self.records])
         return self._users
 
     @property
     def sessions(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
         """(rows, 64-bit hashes) of the calls made in a session."""
         if self._sessions is None:
-            self._sessions = _hashes([r.scope.session for r in self.records])
+            self._sessions = self._shared(self.first_scope.session if self.first_scope else None)
+            if self._sessions is None:
+                self._sessions = _hashes([r.scope.session for r in self.records])
         return self._sessions
+
+    def _shared(self, value: str | None) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None:
+        """Rows and hashes when every call shares one scope (so ``value``); None when they differ."""
+        if self.mixed:
+            return None
+        if not value:
+            return np.zeros(0, dtype=np.intp), _NO_HASHES
+        rows = np.arange(len(self.records), dtype=np.intp)
+        return rows, np.full(rows.size, subject_hash(value), dtype=np.uint64)
 
 
 def _hashes(ids: list[str | None]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
@@ -116,17 +136,29 @@ class CallBatch:
         calls: dict[tuple[str, str, str, str], CallGroup] = {}
         phases: dict[tuple[str, str, str, str, str], PhaseGroup] = {}
         llm: list[LLMRecord] = []
+        # Consecutive calls of one versioned function usually share one Scope object (no subject):
+        # those skip building the key and the lookup.
+        last_scope: object = None
+        last_outcome = ""
+        last: list[CallRecord] = []
         for record in records:
-            if isinstance(record, CallRecord):
+            if record.__class__ is CallRecord or isinstance(record, CallRecord):
                 scope = record.scope
-                if scope.phase is None:
-                    key = (scope.migration, scope.operation, scope.version, record.outcome)
+                outcome = record.outcome
+                if scope is last_scope and outcome is last_outcome:
+                    last.append(record)
+                elif scope.phase is None:
+                    key = (scope.migration, scope.operation, scope.version, outcome)
                     group = calls.get(key)
                     if group is None:
                         group = calls[key] = CallGroup(*key)
-                    group.records.append(record)
+                        group.first_scope = scope
+                    elif scope is not group.first_scope:
+                        group.mixed = True
+                    last, last_scope, last_outcome = group.records, scope, outcome
+                    last.append(record)
                 else:
-                    phase_key = (scope.migration, scope.operation, scope.version, scope.phase, record.outcome)
+                    phase_key = (scope.migration, scope.operation, scope.version, scope.phase, outcome)
                     phase = phases.get(phase_key)
                     if phase is None:
                         phase = phases[phase_key] = PhaseGroup(phase_key)

@@ -228,13 +228,9 @@ class CallRecorder:
         self._drain_owner = threading.get_ident()
         try:
             with process.busy():
-                queue = self._queue
-                records: list[Record] = []
-                for _ in range(size):
-                    try:
-                        records.append(queue.popleft())
-                    except IndexError:
-                        break
+                # Only drains pop, under this lock, so the length read here can only grow meanwhile.
+                pop = self._queue.popleft
+                records: list[Record] = [pop() for _ in range(min(size, len(self._queue)))]
                 if records:
                     try:
                         self._aggregate(CallBatch(records))

@@ -14,6 +14,7 @@ from typing import Final
 from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
+from .._core.batch import CallBatch
 from .._core.instruments import Measured, histogram, items_under, observables
 from .._core.records import LLMRecord, Record
 
@@ -130,6 +131,11 @@ class LLMMetrics:
     def add_sample_sink(self, sink: Callable[[str, str, str, float], None]) -> None:
         """``sink("cost", migration, version, usd)`` receives the cost of every priced, versioned call."""
         self._sample_sinks.append(sink)
+
+    def on_batch(self, batch: CallBatch) -> None:
+        """Only the batch's LLM calls concern these figures."""
+        for record in batch.llm:
+            self.on_call(record)
 
     def on_call(self, record: Record) -> None:
         if not isinstance(record, LLMRecord):

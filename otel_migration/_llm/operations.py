@@ -25,6 +25,7 @@ from typing import Final
 from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
+from .._core.batch import CallBatch
 from .._core.inflight import InFlightCounts
 from .._core.instruments import Measured, items_under, observables
 from .._core.records import LLMRecord, Record
@@ -114,6 +115,11 @@ class LLMOperations:
                 "LLM calls running now, by migration, version, provider and model.",
             ),
         )
+
+    def on_batch(self, batch: CallBatch) -> None:
+        """Only the batch's LLM calls concern these figures."""
+        for record in batch.llm:
+            self.on_call(record)
 
     def on_call(self, record: Record) -> None:
         if not isinstance(record, LLMRecord) or not record.usage_known or record.error_type is not None:
