@@ -192,12 +192,7 @@ class ActiveCall(InFlight):
         if self._cpu_from:
             self.cpu_ns += _thread_time_ns() - self._cpu_from
             self._cpu_from = 0
-        token, self._token = self._token, None
-        if token is not None:
-            try:
-                otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception:
-                log_once("detach", "otel-migration: could not restore the context")
+        super().deactivate()
 
     def stepped(self, awaitable: Any) -> Any:
         """``awaitable`` with its CPU measured per step (a coroutine's or async generator's work)."""

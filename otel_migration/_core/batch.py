@@ -84,19 +84,20 @@ class CallGroup:
     def users(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
         """(rows, 64-bit hashes) of the calls made for a user (``subject``)."""
         if self._users is None:
-            self._users = self._shared(self.first_scope.subject if self.first_scope else None)
-            if self._users is None:
-                self._users = _hashes([r.scope.subject for r in self.records])
+            self._users = self._hashes("subject")
         return self._users
 
     @property
     def sessions(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
         """(rows, 64-bit hashes) of the calls made in a session."""
         if self._sessions is None:
-            self._sessions = self._shared(self.first_scope.session if self.first_scope else None)
-            if self._sessions is None:
-                self._sessions = _hashes([r.scope.session for r in self.records])
+            self._sessions = self._hashes("session")
         return self._sessions
+
+    def _hashes(self, field: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
+        """(rows, hashes) of the calls whose scope has ``field`` (``subject`` or ``session``)."""
+        shared = self._shared(getattr(self.first_scope, field) if self.first_scope else None)
+        return shared if shared is not None else _hashes([getattr(r.scope, field) for r in self.records])
 
     def _shared(self, value: str | None) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None:
         """Rows and hashes when every call shares one scope (so ``value``); None when they differ."""
