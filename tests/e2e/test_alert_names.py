@@ -351,7 +351,8 @@ def test_a_misnamed_rule_is_caught(scraped: dict[str, list[dict[str, str]]]) -> 
         rules.replace("migration_fleet_verdict{", "migration_fleet_verdict_ratio{"), scraped, excused
     )
     assert problems == [
-        "MigrationLatencyRegressionSignificant: metric migration_fleet_verdict_ratio is not exported"
+        "MigrationLatencyRegressionSignificant: metric migration_fleet_verdict_ratio is not exported",
+        "MigrationCpuRegressionSignificant: metric migration_fleet_verdict_ratio is not exported",
     ]
     wrong_value = rules.replace('migration_statistic="p95"', 'migration_statistic="p96"')
     assert missing(wrong_value, scraped, excused) == [
