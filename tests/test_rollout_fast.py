@@ -15,6 +15,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,10 @@ def test_an_application_hook_sees_every_rollout_evaluation() -> None:
     assert seen == [(name, "2.0")]
 
 
+def _set_to(state: RolloutState) -> Callable[[dict[str, RolloutState]], dict[str, RolloutState]]:
+    return lambda current: {state.name: state}
+
+
 def test_a_rewrite_is_served_at_the_same_moment_as_through_the_client() -> None:
     # Another writer toggles the rollout (the watcher loads it); at every instant the hot path
     # answers what the client answers: when two client answers around it agree, so does it.
@@ -204,8 +209,7 @@ def test_a_rewrite_is_served_at_the_same_moment_as_through_the_client() -> None:
     def writer() -> None:
         percent = 100.0
         while not stop.is_set():
-            state = RolloutState(name, percent=percent)
-            writer_file.edit(lambda current: {name: state})
+            writer_file.edit(_set_to(RolloutState(name, percent=percent)))
             percent = 100.0 - percent
             time.sleep(random.uniform(0.05, 0.4))
 
