@@ -127,6 +127,30 @@ def test_a_collector_that_never_answers_cannot_stretch_flush_or_shutdown(
     assert exited - exiting["exiting_at"] < 5 + 3  # the exit shutdown's 5 s deadline; 43 s before
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_the_log_pipeline_keeps_the_exit_deadline_too(protocol: str, tmp_path: Path) -> None:
+    """Log records (events) queued for a collector that never answers: the exit is ours, bounded.
+
+    The LoggerProvider we build registered the SDK's ``atexit`` shutdown, which waits for the
+    batch worker and the exporter with no deadline (10.8 s measured here over gRPC, the exporter's
+    timeout). Like the tracer and meter providers, it now has none: the set-up's bounded exit
+    shutdown ends it, and when the collector answers, that shutdown delivers every record.
+    """
+    with OTLPReceiver(protocol) as receiver:  # type: ignore[arg-type]
+        receiver.behaviour = "hang"
+        alone = _run("pipeline-exit", tmp_path, receiver.env())
+        alone_exited = time.time()
+        exiting = _run("exit-with-events", tmp_path, receiver.env())
+        exited = time.time()
+    assert alone_exited - alone["exiting_at"] < 3  # nothing of the SDK's waits at exit any more
+    assert exiting["sdk_exit_handler"] is False
+    assert exited - exiting["exiting_at"] < 5 + 3  # the exit shutdown's 5 s deadline
+    with OTLPReceiver(protocol) as receiver:  # type: ignore[arg-type]
+        _run("exit-with-events", tmp_path, receiver.env())
+        delivered = receiver.wait_for_logs(50, event_name="lifecycle.exiting")
+    assert sorted(r.attributes["index"] for r in delivered) == list(range(50))
+
+
 # -- 4. SIGTERM flushes, then does what the previous handler would have done ----------------------
 @pytest.mark.parametrize("previous", ["default", "python"])
 def test_sigterm_flushes_then_defers_to_the_previous_handler(previous: str, tmp_path: Path) -> None:

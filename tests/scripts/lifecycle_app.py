@@ -124,12 +124,41 @@ def exit_with_hung_collector() -> None:
     report(exiting_at=time.time())
 
 
+def exit_with_events() -> None:
+    """Events (log records) queued, no explicit shutdown: the exit's bounded shutdown ends the logs too."""
+    otel_migration.configure(migration="lifecycle")
+    telemetry = runtime.active()
+    assert telemetry is not None and telemetry.providers.owned_logger_provider is not None
+    for i in range(50):
+        otel_migration.event("lifecycle.exiting", index=i)
+    report(
+        exiting_at=time.time(),
+        sdk_exit_handler=telemetry.providers.owned_logger_provider._at_exit_handler is not None,
+    )
+
+
+def pipeline_exit() -> None:
+    """The log pipeline as ``build_providers`` makes it, and nothing else: it must not hold up the exit."""
+    from otel_migration._core.config import load_settings
+    from otel_migration._export.pipeline import build_providers
+
+    providers = build_providers(load_settings(), os.environ)
+    assert providers.owned_logger_provider is not None
+    logger = providers.owned_logger_provider.get_logger("lifecycle")
+    for i in range(50):
+        logger.emit(event_name="lifecycle.exiting", attributes={"index": i})
+    time.sleep(0.5)  # the batch worker is inside its export to the collector that never answers
+    report(exiting_at=time.time())
+
+
 CASES = {
     "signal-shutdown": signal_shutdown,
     "after-shutdown": after_shutdown,
     "shutdown-under-load": shutdown_under_load,
     "hung-collector": hung_collector,
     "exit-hung": exit_with_hung_collector,
+    "exit-with-events": exit_with_events,
+    "pipeline-exit": pipeline_exit,
 }
 
 if __name__ == "__main__":
