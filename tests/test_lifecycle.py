@@ -185,6 +185,20 @@ def test_the_log_pipeline_keeps_the_exit_deadline_too(protocol: str, tmp_path: P
     assert sorted(r.attributes["index"] for r in delivered) == list(range(50))
 
 
+def test_a_second_configure_keeps_the_log_pipeline(tmp_path: Path) -> None:
+    """configure() again (a gunicorn worker's post_worker_init): events still reach the collector.
+
+    It found our tracer and meter providers as the globals and kept them, but not the
+    LoggerProvider: the events after it went nowhere, and the previous configuration's shutdown
+    shut the LoggerProvider down.
+    """
+    with OTLPReceiver("grpc") as receiver:
+        found = _run("reconfigure-events", tmp_path, receiver.env())
+        delivered = receiver.wait_for_logs(lambda logs: {r.event_name for r in logs} >= {"lifecycle.after"})
+    assert found == {"kept": True, "flushed": True}
+    assert [r.event_name for r in delivered if r.event_name] == ["lifecycle.before", "lifecycle.after"]
+
+
 # -- 4. SIGTERM flushes, then does what the previous handler would have done ----------------------
 @pytest.mark.parametrize("previous", ["default", "python"])
 def test_sigterm_flushes_then_defers_to_the_previous_handler(previous: str, tmp_path: Path) -> None:

@@ -185,6 +185,21 @@ def exit_with_events() -> None:
     )
 
 
+def reconfigure_events() -> None:
+    """A second configure() finds our pipeline as the globals: the events keep their LoggerProvider."""
+    otel_migration.configure(migration="lifecycle")
+    first = runtime.active()
+    otel_migration.event("lifecycle.before")
+    otel_migration.configure(migration="lifecycle-again")
+    second = runtime.active()
+    otel_migration.event("lifecycle.after")
+    assert first is not None and second is not None
+    report(
+        kept=second.providers.owned_logger_provider is first.providers.owned_logger_provider is not None,
+        flushed=otel_migration.force_flush(10_000),
+    )
+
+
 def pipeline_exit() -> None:
     """The log pipeline as ``build_providers`` makes it, and nothing else: it must not hold up the exit."""
     from otel_migration._core.config import load_settings
@@ -208,6 +223,7 @@ CASES = {
     "exit-hung": exit_with_hung_collector,
     "exit-with-events": exit_with_events,
     "pipeline-exit": pipeline_exit,
+    "reconfigure-events": reconfigure_events,
 }
 
 if __name__ == "__main__":
