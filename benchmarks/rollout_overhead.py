@@ -5,10 +5,12 @@ so load on a shared machine hurts every variant alike):
 
 - ``previous``: the hand-written rollout this replaced (SHA-256 buckets in process memory), loaded
   from git at the commit before the change (``PREVIOUS_COMMIT``);
-- ``rollout()``: ``otel_migration.rollout`` now: the OpenFeature client, our recording hook,
-  flagd's provider in file mode (json-logic rule, murmur3 ``fractional``);
+- ``rollout()``: ``otel_migration.rollout`` now: flagd's provider in file mode, its loaded flag
+  state compiled once per load and evaluated on our hot path (no OpenFeature client, no
+  json-logic; murmur3 ``fractional`` as flagd computes it), recorded by our recorder directly;
 - ``OpenFeature + flagd``: the application evaluating the same flag through the API itself
-  (recorded by our hook too), i.e. ``rollout()`` without its own checks and pseudonym;
+  (recorded by our hook), i.e. what ``rollout()`` cost before its hot path, and still costs when
+  an application hook or provider makes it step aside;
 - ``flagd core``: flagd's evaluator alone (no SDK, no hook), to show where the time goes;
 - ``in-memory provider``: the OpenFeature client and our hook with the SDK's static in-memory
   provider, i.e. the SDK's share without flagd's rule.

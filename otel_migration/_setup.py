@@ -313,7 +313,9 @@ def configure(
 
     _commit(telemetry)
     if previous is not None:
-        previous.shutdown(keep=(providers.tracer_provider, providers.meter_provider))
+        previous.shutdown(
+            keep=(providers.tracer_provider, providers.meter_provider, providers.logger_provider)
+        )
     if providers.owned_tracer_provider is not None or providers.owned_meter_provider is not None:
         _own_process_end()
     if providers.owned_tracer_provider is not None and global_tracer_provider() is None:
@@ -337,10 +339,19 @@ def _keep_ownership(providers: Providers, previous: Telemetry | None) -> Provide
         changes.update(owned_tracer_provider=before.owned_tracer_provider, span_exporter=before.span_exporter)
     if providers.owned_meter_provider is None and providers.meter_provider is before.owned_meter_provider:
         changes["owned_meter_provider"] = before.owned_meter_provider
-    if providers.owned_logger_provider is None and (
-        providers.logger_provider is not None and providers.logger_provider is before.owned_logger_provider
+    if (
+        providers.owned_logger_provider is None
+        and before.owned_logger_provider is not None
+        and (
+            providers.logger_provider is before.owned_logger_provider
+            # Our own pipeline found again as the globals: log records still go where the traces go.
+            or (
+                providers.logger_provider is None
+                and providers.tracer_provider is before.owned_tracer_provider
+            )
+        )
     ):
-        changes["owned_logger_provider"] = before.owned_logger_provider
+        changes["logger_provider"] = changes["owned_logger_provider"] = before.owned_logger_provider
     if changes:
         changes["destination"] = before.destination
     return replace(providers, **changes) if changes else providers

@@ -25,7 +25,7 @@ from openfeature.provider.no_op_provider import NoOpProvider
 import otel_migration
 from otel_migration._cli import main
 from otel_migration._rollouts.flagfile import FlagFile, RolloutState
-from otel_migration._rollouts.rollout import flags, registry
+from otel_migration._rollouts.rollout import decide, flags, registry
 
 from .conftest import Harness, make_harness
 
@@ -324,3 +324,35 @@ def test_a_broken_flag_file_serves_the_control_and_never_raises(harness: Harness
     path.unlink()
     otel_migration.set_rollout(name, percent=100)
     assert eventually(lambda: otel_migration.rollout(name, "alice") == "2.0") >= 0
+
+
+@pytest.mark.parametrize("listed", ["jürgen", "tab\there", "back\\slash", "del\x7f", "new\n"])
+def test_a_list_entry_flagd_could_not_load_is_refused(listed: str) -> None:
+    # flagd substitutes "$evaluators" with re.sub and the rule's json.dumps as the template: a
+    # non-ASCII or control character breaks the load of the whole file (every rollout of every
+    # process freezes, a kill included), a backslash silently changes the entry. Shown on flagd's
+    # own evaluator, then refused before the file is touched.
+    from openfeature.contrib.tools.flagd.core import FlagdCore
+
+    rule = {"if": [{"in": [{"var": "targetingKey"}, [listed]]}, "2.0", "1.0"]}
+    flag = {"state": "ENABLED", "variants": {"1.0": "1.0", "2.0": "2.0"}, "defaultVariant": "1.0"}
+    core = FlagdCore()
+    try:
+        core.set_flags({"flags": {"f": {**flag, "targeting": {"$ref": "f"}}}, "$evaluators": {"f": rule}})
+        served = core.resolve_string_value("f", "1.0", EvaluationContext(targeting_key=listed)).value
+    except Exception:
+        served = "not loaded"
+    assert served != "2.0"
+
+    name = unique("listed")
+    otel_migration.set_rollout(name, percent=0, allow=["ok-user", 'quo"te'])
+    before = flag_file().read_text()
+    with pytest.raises(ValueError, match="flagd's provider would fail to load") as caught:
+        otel_migration.set_rollout(name, allow=["ok-user", listed])
+    assert repr(listed) in str(caught.value)
+    with pytest.raises(ValueError, match="version"):
+        registry.update(name, candidate=f"2.0-{listed}")
+    assert flag_file().read_text() == before
+    otel_migration.kill_rollout(name, reason="still served")  # the file still loads: kills reach everyone
+    assert otel_migration.rollout(name, 'quo"te') == "1.0"
+    assert decide(name, "ok-user").reason == "disabled"

@@ -2,7 +2,8 @@
 
 Built only when we build the other providers, with the same destination: OTLP (gRPC or HTTP, as
 ``OTEL_EXPORTER_OTLP_*`` says), the same OTLP JSON lines file, the console, or nowhere. A
-``BatchLogRecordProcessor`` does the I/O on its own thread, so emitting never blocks a caller.
+``BatchLogRecordProcessor`` does the I/O on its own thread, so emitting never blocks a caller;
+its ending is the set-up's bounded one, never the SDK's unbounded ``atexit``.
 """
 
 from __future__ import annotations
@@ -58,8 +59,14 @@ def _otlp_log_exporter(protocol: str) -> LogRecordExporter:
 def build_logger_provider(
     choice: str, env: Mapping[str, str], resource: Resource, file_path: str
 ) -> SdkLoggerProvider:
-    """A LoggerProvider exporting like the traces do (``choice``: otlp, file, console, none)."""
-    provider = SdkLoggerProvider(resource=resource)
+    """A LoggerProvider exporting like the traces do (``choice``: otlp, file, console, none).
+
+    Like the tracer and meter providers we build, it registers no ``atexit`` shutdown of its own:
+    the SDK's waits for the batch worker (up to 30 s) and the exporter (its timeout, 10 s by
+    default, on a collector that never answers) with no deadline. The set-up's bounded exit
+    shutdown ends it with the others (``otel_migration._setup``).
+    """
+    provider = SdkLoggerProvider(resource=resource, shutdown_on_exit=False)
     exporter: LogRecordExporter | None = None
     if choice == "otlp":
         protocol = (

@@ -51,6 +51,8 @@ MANAGED_BY: Final = "otel-migration"
 #: constant sum is what keeps assignments sticky as the percent changes (percent in basis points).
 WEIGHT_TOTAL: Final = 10_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
+#: What flagd's ``$evaluators`` substitution reads back as written (see :func:`_check_loadable`).
+_LOADABLE = re.compile(r"[\x20-\x5b\x5d-\x7e]*")
 
 
 def check_name(name: str) -> str:
@@ -180,7 +182,31 @@ def parse(document: Mapping[str, Any]) -> dict[str, RolloutState]:
     return found
 
 
+def _check_loadable(state: RolloutState) -> None:
+    """ValueError for a version or listed user flagd's file provider could not load.
+
+    flagd puts each ``$evaluators`` rule in place with ``re.sub``, its ``json.dumps`` as the
+    replacement template: there a non-ASCII or control character (written ``\\uXXXX``) is a bad
+    escape and the whole file fails to load, in every process, so no later change (a kill
+    included) is ever served; a backslash silently becomes another character. Printable ASCII
+    without a backslash is what it reads back as written.
+    """
+    for what, values in (
+        ("version", (state.control, state.candidate)),
+        ("deny-listed user", sorted(state.deny)),
+        ("allow-listed user", sorted(state.allow)),
+    ):
+        for value in values:
+            if not _LOADABLE.fullmatch(value):
+                raise ValueError(
+                    f"rollout {state.name!r}: {what} {value!r} cannot go into the flag file: flagd's "
+                    "provider would fail to load the whole file (only printable ASCII without a "
+                    "backslash); list a pseudonym or an ASCII id instead"
+                )
+
+
 def _write_rollout(document: dict[str, Any], state: RolloutState) -> None:
+    _check_loadable(state)
     flag: dict[str, Any] = {
         "state": "ENABLED",
         "variants": {state.control: state.control, state.candidate: state.candidate},

@@ -14,9 +14,10 @@ a rollout the file does not have yet, and the file wins for one it has (a kill o
 the command line must not be undone by the next restart). Only a *changed* ``[rollouts.NAME]``
 is applied to an existing rollout, once, and a kill holds through it (see :meth:`RolloutRegistry.seed`).
 
-Each evaluation is recorded by the OpenFeature hook in :mod:`.flags`: a ``feature_flag.evaluation``
-event on the current span (``feature_flag.key``, ``.result.variant``, ``.result.reason``,
-``.provider.name``, the pseudonymised ``.context.id``) and ``migration.rollout.decisions``.
+Each evaluation is recorded by the recorder in :mod:`.flags` (the OpenFeature hook, or directly on
+the hot path, alike): a ``feature_flag.evaluation`` event on the current span (``feature_flag.key``,
+``.result.variant``, ``.result.reason``, ``.provider.name``, the pseudonymised ``.context.id``) and
+``migration.rollout.decisions``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from openfeature.exception import ErrorCode
-from openfeature.flag_evaluation import FlagEvaluationDetails
 from opentelemetry import context as otel_context
 from opentelemetry.metrics import Meter
 
@@ -42,8 +42,9 @@ from .._core.config import RolloutSpec
 from .._core.context import Subject, subject_context
 from .._core.instruments import Measured, observer
 from .._core.subjects import pseudonymize
+from .evaluation import Evaluation
 from .flagfile import FlagFile, RolloutState, check_name, checked_percent
-from .flags import FlagService, describe, reason_of
+from .flags import FlagService, describe
 
 __all__ = [
     "Decision",
@@ -327,23 +328,21 @@ def reset_after_fork() -> None:
     flags.recorder.reset_after_fork()
 
 
-def _details(
-    name: str, subject_id: object, default: str, context_id: str | None
-) -> FlagEvaluationDetails[str]:
+def _served(name: str, subject_id: object, default: str, context_id: str | None) -> Evaluation:
     if subject_id is None or subject_id == "":
         raise ValueError(f"rollout {name!r}: subject_id must be a non-empty value, got {subject_id!r}")
-    details = flags.evaluate(name, str(subject_id), default, context_id)
+    served = flags.evaluate(name, str(subject_id), default, context_id)
     # A flag the provider does not know, while it is healthy, is a rollout nobody configured: the
     # caller's mistake. A provider in error (a flag file broken at start) serves the control.
-    if details.error_code == ErrorCode.FLAG_NOT_FOUND and flags.healthy():
+    if served.error == ErrorCode.FLAG_NOT_FOUND and flags.healthy():
         raise ValueError(f"rollout {name!r} is not configured: pass percent= or add [rollouts.{name}]")
-    return details
+    return served
 
 
 def _evaluate(name: str, subject_id: object, default: str) -> Decision:
     context_id = pseudonymize(str(subject_id))
-    details = _details(name, subject_id, default, context_id)
-    return Decision(name, str(details.value), reason_of(details), context_id)
+    served = _served(name, subject_id, default, context_id)
+    return Decision(name, served.value, served.reason, context_id)
 
 
 def decide(
@@ -378,7 +377,7 @@ def rollout(
     if percent is not None:
         registry.seed_once(name, checked_percent(percent), control, candidate)
     # No pseudonym here: the hook computes one only when a span records the evaluation.
-    return str(_details(name, subject_id, control or DEFAULT_CONTROL, None).value)
+    return _served(name, subject_id, control or DEFAULT_CONTROL, None).value
 
 
 def set_rollout(
