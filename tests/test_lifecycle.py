@@ -62,26 +62,14 @@ def test_shutdown_from_a_sigterm_handler_never_hangs(tmp_path: Path) -> None:
         assert found["handler_s"] < 5 + 2
 
 
-@pytest.mark.parametrize(
-    "inside",
-    [
-        "sdk",
-        pytest.param(
-            "recorder",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="otel_migration/_core/recorder.py: stop() sets the threading.Event that submit() "
-                "sets; a handler landing inside submit()'s set() waits for its own thread's lock forever",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("inside", ["sdk", "recorder"])
 def test_a_handler_landing_inside_a_lock_keeps_the_shutdown_deadline(inside: str, tmp_path: Path) -> None:
-    """The handler runs inside ``Event.set()`` of the SDK's span queue, or of our recorder's wake-up.
+    """The handler runs inside ``Event.set()`` of the SDK's span queue, or in our recorder's wake-up.
 
     The SDK's: the shutdown's helper waits for the lock the interrupted thread holds until the
     deadline (bounded; what made the test above flaky). Our recorder's: ``shutdown`` calls its
-    ``stop()`` on the handler's own thread, which sets the same Event: a deadlock, no deadline.
+    ``stop()`` on the handler's own thread, which wakes the worker too; with a threading.Event
+    that was a deadlock, with no deadline; its queue.SimpleQueue takes no lock a handler can hold.
     """
     found = _run("signal-inside-a-lock", tmp_path, None, 30, inside)
     assert found["fired"] is True

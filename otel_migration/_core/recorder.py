@@ -30,8 +30,10 @@ interrupted drain goes on when the handler returns, and running it twice would l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import threading
 import weakref
 from collections import deque
@@ -82,7 +84,10 @@ class CallRecorder:
         self._drain_lock = threading.RLock()
         self._drain_owner: int | None = None  # the thread inside drain(), for re-entry from a handler
         self._drop_lock = threading.Lock()
-        self._wake = threading.Event()
+        # Wakes the worker. A SimpleQueue, not a threading.Event: its put() takes no Python-level
+        # lock, so stop() from a signal handler that landed inside submit()'s wake-up cannot wait
+        # on a lock its own thread holds (an Event's set() would: a deadlock, no deadline).
+        self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._stopped = False
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
@@ -141,7 +146,7 @@ class CallRecorder:
         if self._worker is None:
             self._start_worker()
         elif waiting == _WAKE_AT:
-            self._wake.set()
+            self._wake.put(None)
         elif waiting >= self._assist_at:
             self._assist()
 
@@ -186,8 +191,8 @@ class CallRecorder:
     # -- the background side ----------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stopped:
-            self._wake.wait(_DRAIN_INTERVAL_S)
-            self._wake.clear()
+            with contextlib.suppress(queue.Empty):
+                self._wake.get(timeout=_DRAIN_INTERVAL_S)
             self.drain()
             self._tick_listeners()
 
@@ -333,7 +338,7 @@ class CallRecorder:
     def stop(self) -> None:
         """Take no more records (calls finishing from now on are not recorded) and stop the worker."""
         self._stopped = True
-        self._wake.set()
+        self._wake.put(None)
 
     def shutdown(self, timeout_s: float = 5.0, deadline: process.Deadline | None = None) -> bool:
         """Stop taking records, stop the worker and drain what is queued, within the deadline.
@@ -370,7 +375,7 @@ class CallRecorder:
         self._drain_owner = None
         self._drop_lock = threading.Lock()
         self._worker_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._wake = queue.SimpleQueue()
         self._queue.clear()
         self._requests.clear()
         self._errors.clear()

@@ -90,10 +90,29 @@ def signal_inside_a_lock() -> None:
     telemetry = runtime.active()
     assert telemetry is not None and telemetry.providers.owned_tracer_provider is not None
     if sys.argv[2] == "recorder":
-        event = telemetry.recorder._wake
-    else:
-        processor = telemetry.providers.owned_tracer_provider._active_span_processor._span_processors[0]
-        event = processor._delegate._batch_processor._worker_awaken  # the LLM enricher's BatchSpanProcessor
+        # The recorder wakes its worker through a queue.SimpleQueue, whose put() is C code a
+        # handler cannot land inside; the handler lands just before it, in submit()'s wake-up.
+        recorder = telemetry.recorder
+        wake = recorder._wake
+        fired_here: list[bool] = []
+
+        class WakeWithTheSignal:
+            def put(self, item: None) -> None:
+                if not fired_here:
+                    fired_here.append(True)
+                    signals.raise_signal(signals.SIGTERM)
+                    time.sleep(0)  # the pending handler runs here, inside submit()
+                wake.put(item)
+
+            def get(self, timeout: float | None = None) -> None:
+                wake.get(timeout=timeout)
+
+        recorder._wake = WakeWithTheSignal()  # type: ignore[assignment]
+        recorder._wake.put(None)  # what submit() does on this thread
+        report(**results, fired=bool(fired_here))
+        return
+    processor = telemetry.providers.owned_tracer_provider._active_span_processor._span_processors[0]
+    event = processor._delegate._batch_processor._worker_awaken  # the LLM enricher's BatchSpanProcessor
     condition = event._cond
     notify_all = condition.notify_all
     fired: list[bool] = []
