@@ -8,6 +8,7 @@ import logging
 import anthropic
 import openai
 import pytest
+from opentelemetry.trace import StatusCode
 
 import otel_migration
 from otel_migration._llm.metrics import LLMMetrics
@@ -374,3 +375,30 @@ def test_content_is_captured_only_when_opted_in(
         assert "Summarise the contract" in attributes["gen_ai.input.messages"]
         assert "The contract renews yearly." in attributes["gen_ai.output.messages"]
     assert "Be brief." in spans["anthropic"]["gen_ai.input.messages"]
+
+
+def test_a_cancelled_request_is_not_priced_at_zero(instrumented: Harness, server: LLMServer) -> None:
+    """An asyncio task cancelled while the SDK waits for the answer: no usage ever came back, so the
+    call carries no tokens and no cost (never a $0 call), and its span is not an error."""
+    server.configure(usage=Usage(input_tokens=100, output_tokens=40), first_byte_delay=2.0)
+    aclient = anthropic.AsyncAnthropic(base_url=server.anthropic_base_url, api_key="test", max_retries=0)
+
+    async def run() -> None:
+        task = asyncio.ensure_future(
+            aclient.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=MESSAGES)
+        )
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    (span,) = llm_spans(instrumented)
+    attributes = span.attributes
+    assert attributes is not None
+    assert "migration.llm.cost" not in attributes
+    assert "gen_ai.usage.input_tokens" not in attributes
+    assert span.status.status_code is not StatusCode.ERROR
+    instrumented.telemetry.recorder.drain()
+    assert instrumented.points("gen_ai.client.token.usage") == []
+    assert instrumented.telemetry.get(LLMMetrics).total_cost(version="") == 0.0

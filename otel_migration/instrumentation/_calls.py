@@ -100,7 +100,10 @@ class _Request:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc is not None and self.call is not None:
-            self.call.finish(error=exc if isinstance(exc, Exception) else None)
+            if isinstance(exc, Exception):
+                self.call.finish(error=exc)
+            else:  # cancelled: no answer, so no usage came back; never priced as a $0 call
+                self.call.finish(usage_known=False)
 
     def returned(
         self, kwargs: dict[str, Any], extract: Extractor, observe: Observer, stream_type: type[_Stream]
