@@ -31,22 +31,6 @@ class Window:
         self.sessions: list[HyperLogLog | None] = [None] * count
         self.categories: list[dict[str, int]] = [{} for _ in range(count)]
 
-    def add(self, t: float, user: int | None, category: str | None, session: int | None = None) -> None:
-        """Add one call ending at ``t`` (seconds); a call older than the window is ignored."""
-        slot = self._slot(int(t // self.width))
-        if slot is None:
-            return  # older than the window: it already rolled past this call
-        self.requests[slot] += 1
-        if user is not None:
-            self._sketch(self.users, slot).add(user)
-        if session is not None:
-            self._sketch(self.sessions, slot).add(session)
-        if category is not None:
-            self.errors[slot] += 1
-            self.categories[slot][category] = self.categories[slot].get(category, 0) + 1
-            if user is not None:
-                self._sketch(self.error_users, slot).add(user)
-
     def add_group(
         self,
         buckets: npt.NDArray[np.int64],
@@ -56,7 +40,8 @@ class Window:
         users: tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None = None,
         sessions: tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None = None,
     ) -> None:
-        """Add calls at once: ``buckets[i]`` is call i's bucket (``time // width``), as :meth:`add` per call.
+        """Add calls: ``buckets[i]`` is call i's bucket (``time // width``); a bucket older than the window
+        is ignored (it already rolled past).
 
         ``errors`` marks the calls that count as errors (with ``categories[i]`` their category);
         ``users`` and ``sessions`` are (rows, hashes) of the calls that carry one.

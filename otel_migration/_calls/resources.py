@@ -56,16 +56,8 @@ class UsagePlan(NamedTuple):
     in_flight: InFlightCounts | None
 
 
-_NO_PLAN: Final = UsagePlan(False, False, None)
-_last_plan: tuple[Telemetry | None, UsagePlan] = (None, _NO_PLAN)
-
-
 def usage_plan(telemetry: Telemetry) -> UsagePlan:
-    """The measurements of ``telemetry``'s versioned calls (cached for the telemetry in effect)."""
-    global _last_plan
-    cached_for, plan = _last_plan
-    if cached_for is telemetry:
-        return plan
+    """The measurements of ``telemetry``'s versioned calls (read once per spec and telemetry)."""
     settings = telemetry.settings
     metrics = telemetry.find(ResourceMetrics)
     plan = UsagePlan(
@@ -73,7 +65,6 @@ def usage_plan(telemetry: Telemetry) -> UsagePlan:
     )
     if plan.memory and not tracemalloc.is_tracing():
         tracemalloc.start()
-    _last_plan = (telemetry, plan)
     return plan
 
 

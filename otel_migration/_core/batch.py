@@ -1,6 +1,6 @@
 """A drained chunk of records, grouped once so that every listener can aggregate it with numpy.
 
-The recorder drains up to a few hundred records at a time. Most of them share a handful of keys
+The recorder drains up to a few thousand records at a time. Most of them share a handful of keys
 (migration, operation, version, outcome), so one pass groups them and each group offers its
 durations, end times, CPU times and subject hashes as arrays, built on first use and shared by
 every listener. Listeners then do a few numpy operations per group instead of Python work per
@@ -9,7 +9,6 @@ record (``benchmarks/call_overhead.py`` measures the difference).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Final
 
 import numpy as np
@@ -169,7 +168,3 @@ class CallBatch:
         self.calls: tuple[CallGroup, ...] = tuple(calls.values())
         self.phases: tuple[PhaseGroup, ...] = tuple(phases.values())
         self.llm: tuple[LLMRecord, ...] = tuple(llm)
-
-    @classmethod
-    def of(cls, records: Iterable[Record]) -> CallBatch:
-        return cls(list(records))

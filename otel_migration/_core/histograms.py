@@ -114,10 +114,6 @@ class BatchHistogram:
             )
         )
 
-    @property
-    def exponential(self) -> bool:
-        return self._boundaries is None
-
     def record(self, values: Sequence[float] | _Values, attributes: dict[str, str]) -> None:
         """Add ``values`` (non-negative, finite; others are dropped with a warning) under ``attributes``."""
         array = np.asarray(values, dtype=np.float64)
@@ -207,10 +203,6 @@ class BatchHistogram:
             for p in points
         ]
         return Metric(self.name, self.description, self.unit, Histogram(data, temporality))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._points = {}
 
     def reinit_after_fork(self) -> None:
         self._lock = threading.Lock()
