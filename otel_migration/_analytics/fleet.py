@@ -32,7 +32,7 @@ from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
 from .._core import semconv as sc
-from .._core.batch import CallBatch
+from .._core.batch import CallBatch, split_by
 from .._core.histograms import HistogramSet
 from .._core.instruments import Measured, items_under, observer
 from .._core.records import LLMRecord, Record
@@ -154,9 +154,7 @@ class FleetState:
             users, sessions = group.users, group.sessions
             with self._lock:
                 self._calls[key] = self._calls.get(key, 0) + group.size
-                low, high = int(buckets.min()), int(buckets.max())
-                for bucket in (low,) if low == high else np.unique(buckets).tolist():
-                    in_bucket = np.full(buckets.size, True) if low == high else buckets == bucket
+                for bucket, in_bucket in split_by(buckets):
                     if users[0].size:
                         hashes = users[1][in_bucket[users[0]]]
                         self._add(group.migration, group.version, "users", bucket, hashes)

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from opentelemetry.metrics import Meter
 
 from .._core import semconv as sc
-from .._core.batch import CallBatch
+from .._core.batch import CallBatch, split_by
 from .._core.config import AnalyticsSettings
 from .._core.instruments import Measured, observer
 from .._core.records import Record
@@ -131,8 +131,7 @@ class _Minutes:
         categories: list[str] | None,
     ) -> None:
         """Calls of one outcome: call i ended in ``minutes[i]`` after ``durations[i]`` (``categories[i]``)."""
-        low, high = int(minutes.min()), int(minutes.max())
-        for minute in (low,) if low == high else np.unique(minutes).tolist():
+        for minute, rows in split_by(minutes):
             slot = minute % MINUTES
             if self.ids[slot] != minute:
                 if self.ids[slot] > minute:
@@ -141,7 +140,6 @@ class _Minutes:
                 self.requests[slot] = self.errors[slot] = self.slow[slot] = self.ok[slot] = 0
                 self.ok_seconds[slot] = 0.0
                 self.categories[slot] = {}
-            rows = minutes == minute
             count = int(rows.sum())
             self.requests[slot] += count
             if outcome == sc.OUTCOME_ERROR and categories is not None:

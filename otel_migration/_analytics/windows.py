@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .._core.batch import split_by
 from .sketch import HyperLogLog
 
 __all__ = ["OperationState", "Ring", "VersionState", "Window"]
@@ -46,12 +47,10 @@ class Window:
         ``errors`` marks the calls that count as errors (with ``categories[i]`` their category);
         ``users`` and ``sessions`` are (rows, hashes) of the calls that carry one.
         """
-        low, high = int(buckets.min()), int(buckets.max())
-        for bucket in (low,) if low == high else np.unique(buckets).tolist():
+        for bucket, rows in split_by(buckets):
             slot = self._slot(bucket)
             if slot is None:
                 continue
-            rows = np.full(buckets.size, True) if low == high else buckets == bucket
             self.requests[slot] += int(rows.sum())
             error_rows = rows & errors if errors is not None else None
             if error_rows is not None and categories is not None:

@@ -18,9 +18,20 @@ from .context import Scope
 from .pseudonyms import subject_hash
 from .records import CallRecord, LLMRecord, Record
 
-__all__ = ["CallBatch", "CallGroup", "PhaseGroup"]
+__all__ = ["CallBatch", "CallGroup", "PhaseGroup", "split_by"]
 
 _NO_HASHES: Final = np.zeros(0, dtype=np.uint64)
+
+
+def split_by(buckets: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[np.bool_]]]:
+    """Each distinct value of ``buckets`` (time buckets of a group's calls) with the rows that have it.
+
+    A group's calls nearly always fall in one bucket: two reductions find that, without a sort.
+    """
+    low, high = int(buckets.min()), int(buckets.max())
+    if low == high:
+        return [(low, np.full(buckets.size, True))]
+    return [(bucket, buckets == bucket) for bucket in np.unique(buckets).tolist()]
 
 
 class CallGroup:
