@@ -29,7 +29,8 @@ from .._core import limits
 from .._core import runtime as _runtime
 from .._core import semconv as sc
 from .._core.categories import error_type
-from .._core.context import SUBJECT_KEY, Scope, Subject, call_context, current_scope
+from .._core.context import Scope, Subject, call_context, current_scope, current_subject
+from .._core.inflight import exit_slot
 from .._core.lifecycle import InFlight, log_once, reentry
 from .._core.records import CallRecord
 from .._core.runtime import Telemetry
@@ -122,9 +123,8 @@ class ActiveCall(InFlight):
     It also carries what the call costs (``_calls/resources.py`` says how each is measured): the
     thread CPU of its active spans, the traced memory at its start (opt-in), its marker in the
     in-flight count, and when a generator produced its first item. These are fields here rather
-    than a second object, and the steps are written out rather than layered, because every
-    attribute lookup and function call on this path is paid on every call
-    (``benchmarks/call_overhead.py``).
+    than a second object, because every attribute lookup and function call on this path is paid
+    on every call (``benchmarks/call_overhead.py``).
     """
 
     __slots__ = ("__dict__", "_cpu_from", "_in_flight", "cpu", "cpu_ns", "kind", "scope")
@@ -161,22 +161,6 @@ class ActiveCall(InFlight):
             if in_flight is not None:
                 in_flight.append(None)
         self.start_ns = _perf_counter_ns()
-
-    def run(self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run a plain function as this call: :meth:`activate` (written out), the work, :meth:`close`."""
-        try:
-            self._token = otel_context.attach(self.context)  # type: ignore[arg-type]
-        except Exception:
-            log_once("attach", "otel-migration: could not make the span current")
-        if self.cpu:
-            self._cpu_from = _thread_time_ns()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            self.close(exc)
-            raise
-        self.close(None)
-        return result
 
     def activate(self) -> None:
         """Make the call's context current, and count this thread's CPU from now (unless stepped)."""
@@ -221,10 +205,7 @@ class ActiveCall(InFlight):
         in_flight = self._in_flight
         if in_flight is not None:
             self._in_flight = None
-            try:  # noqa: SIM105 - exit_slot(), written out: this runs per call
-                in_flight.pop()
-            except IndexError:  # emptied by a fork: stays at zero
-                pass
+            exit_slot(in_flight)
         # Our own work from here: a wrapped function it reaches (an exporter, say) runs untraced.
         ident = _get_ident()
         busy = _BUSY
@@ -335,15 +316,9 @@ def start_call(spec: CallSpec | None, phase: str | None = None) -> ActiveCall | 
         bound = spec._bound
         if bound is None or bound.telemetry is not telemetry:
             bound = spec.bind(telemetry)
-        subject = parent_ctx.get(SUBJECT_KEY)  # current_subject(), written out: this runs per call
-        scope = bound.scope if subject is None else spec.scope(bound.scope.migration, subject)  # type: ignore[arg-type]
-        try:
-            span = telemetry.tracer.start_span(
-                spec.operation, parent_ctx, SpanKind.INTERNAL, bound.attributes
-            )
-        except Exception:
-            log_once("span", "otel-migration: failed to start a span; the call is counted but not traced")
-            span = trace.INVALID_SPAN
+        subject = current_subject(parent_ctx)
+        scope = bound.scope if subject is None else spec.scope(bound.scope.migration, subject)
+        span = _start_span(telemetry, spec.operation, parent_ctx, bound.attributes)
         return ActiveCall(telemetry, scope, KIND_CALL, span, call_context(parent_ctx, span, scope), bound)
     except Exception:
         log_once("start", "otel-migration: failed to start a call's telemetry; the call runs untraced")
@@ -360,17 +335,7 @@ def _start_phase(telemetry: Telemetry, parent_ctx: otel_context.Context, phase: 
         context = trace.set_span_in_context(span, parent_ctx)
         return ActiveCall(telemetry, Scope("", "", "", phase), KIND_UNVERSIONED_PHASE, span, context)
     scope = parent.with_phase(phase)
-    span = _start_span(
-        telemetry,
-        phase,
-        parent_ctx,
-        {
-            sc.MIGRATION_NAME: scope.migration,
-            sc.MIGRATION_OPERATION: scope.operation,
-            sc.MIGRATION_VERSION: scope.version,
-            sc.MIGRATION_PHASE: phase,
-        },
-    )
+    span = _start_span(telemetry, phase, parent_ctx, scope.span_attributes())
     return ActiveCall(telemetry, scope, KIND_PHASE, span, call_context(parent_ctx, span, scope))
 
 
@@ -385,7 +350,14 @@ def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
         call = start_call(spec, phase)
         if call is None:
             return wrapped(*args, **kwargs)
-        return call.run(wrapped, args, kwargs)
+        call.activate()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.close(exc)
+            raise
+        call.close(None)
+        return result
 
     return wrapper
 

@@ -19,7 +19,6 @@ from opentelemetry.trace import Span
 from . import semconv as sc
 
 __all__ = [
-    "SUBJECT_KEY",
     "Scope",
     "Subject",
     "call_context",
@@ -30,8 +29,7 @@ __all__ = [
 ]
 
 _SCOPE_KEY = otel_context.create_key("otel_migration.scope")
-#: Where the subject lives in a Context (the call path reads it with ``Context.get``).
-SUBJECT_KEY: Final = otel_context.create_key("otel_migration.subject")
+_SUBJECT_KEY = otel_context.create_key("otel_migration.subject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +90,9 @@ class Subject:
 
 def current_subject(ctx: otel_context.Context | None = None) -> Subject | None:
     """The subject set by :func:`otel_migration.subject` or a rollout router, if any."""
-    value = otel_context.get_value(SUBJECT_KEY, ctx)
+    value = otel_context.get_value(_SUBJECT_KEY, ctx)
     return value if isinstance(value, Subject) else None
 
 
 def subject_context(subject: Subject, ctx: otel_context.Context | None = None) -> otel_context.Context:
-    return otel_context.set_value(SUBJECT_KEY, subject, ctx)
+    return otel_context.set_value(_SUBJECT_KEY, subject, ctx)
