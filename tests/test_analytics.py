@@ -227,3 +227,39 @@ def test_memory_is_bounded_whatever_the_number_of_users() -> None:
     assert held_at_150k - held_at_50k < 100_000  # no per-user state: 100k more users cost nothing
     (v,) = a.evaluate().migrations["m"].adoption.versions
     assert abs(v.users_1h - 150_040) / 150_040 < 4 * RELATIVE_ERROR
+
+
+def test_batch_adds_equal_one_by_one_adds() -> None:
+    """A group is added at once (HyperLogLog.add_many, Ring.add_many): the same state as adding
+    each call in turn, including a ring that wraps round mid-batch or is overrun by one batch."""
+    import numpy as np
+
+    from otel_migration._analytics.sketch import HyperLogLog
+    from otel_migration._analytics.windows import Ring
+
+    rng = np.random.default_rng(7)
+    hashes = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
+    hashes[:5] = [0, 1, 2**52 - 1, 2**52, 2**64 - 1]  # the rank's edge cases
+    one, many = HyperLogLog(), HyperLogLog()
+    for value in hashes.tolist():
+        one.add(value)
+    for part in np.array_split(hashes, 7):
+        many.add_many(part)
+    assert np.array_equal(one.registers, many.registers)
+
+    values = rng.random(130)
+    for sizes in ([7, 20, 3], [40, 40, 40, 10], [130], [0, 1, 129]):
+        single, batched = Ring(50), Ring(50)
+        start = 0
+        for size in sizes:
+            part = values[start : start + size]
+            for value in part.tolist():
+                single.add(value)
+            batched.add_many(part)
+            start += size
+            # The same most recent values (a batch longer than the ring restarts its layout at 0;
+            # the order of samples is not part of a ring's meaning, which one is overwritten next is).
+            assert batched.size == single.size
+            assert np.array_equal(np.sort(batched.samples()), np.sort(single.samples()))
+            if single.size == 50:  # full: the oldest value is the one overwritten next
+                assert batched.values[batched.next] == single.values[single.next]
