@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -96,24 +97,48 @@ def pipeline(sampler: Sampler) -> tuple[TracerProvider, MeterProvider]:
     return tracer_provider, MeterProvider(metric_readers=[reader], views=otel_migration.metric_views())
 
 
-def cpu_ns_per_call(
-    fn: Callable[[int], object], calls: int, settle: Callable[[], object], repeats: int = 5
-) -> float:
-    """Process CPU (every thread: the aggregator's and the span processor's too) per call, best of
-    ``repeats``; ``settle`` finishes the background work the calls caused before the clock stops."""
-    best = float("inf")
-    for _ in range(repeats):
-        settle()
-        gc.collect()
-        start = time.process_time_ns()
-        for i in range(calls):
-            fn(i)
-        settle()
-        best = min(best, (time.process_time_ns() - start) / calls)
-    return best
+def paired_cpu_ns(
+    first: Callable[[int], object],
+    second: Callable[[int], object],
+    calls: int,
+    settle: Callable[[], object],
+    block: int = 1_000,
+) -> tuple[list[float], list[float]]:
+    """Process CPU per call (every thread: the aggregator's and the span processor's too) of ``first``
+    and ``second`` in alternating blocks of ``block`` calls, ``calls`` of each: one list per function.
+
+    Why blocks: this kind of host runs at half speed for stretches of 50 ms to seconds (a
+    neighbour on the same core), so two long runs one after the other can see different machines.
+    Adjacent blocks see the same one; their ratios, paired, cancel it. Before each block the
+    background work of the last one is finished and the garbage collector starts from an empty
+    young generation, so each block pays for its own objects (which one runs first alternates);
+    ``settle`` finishes the background work the calls caused before the clock stops.
+    """
+    firsts: list[float] = []
+    seconds: list[float] = []
+    for round_ in range(max(calls // block, 5)):
+        pair = ((first, firsts), (second, seconds))
+        for fn, out in pair if round_ % 2 == 0 else pair[::-1]:
+            settle()
+            gc.collect()
+            start = time.process_time_ns()
+            for i in range(block):
+                fn(i)
+            settle()
+            out.append((time.process_time_ns() - start) / block)
+    return firsts, seconds
 
 
-def measure(sampler: Sampler, label: str, calls: int) -> dict[str, float]:
+def paired_ratio(ours: list[float], theirs: list[float]) -> tuple[float, float, float]:
+    """Median of the per-pair ratios, with the quartiles (how much the host moved them)."""
+    low, median, high = statistics.quantiles([a / b for a, b in zip(ours, theirs, strict=True)], n=4)
+    return median, low, high
+
+
+def measure(
+    sampler: Sampler, label: str, calls: int, ratios: dict[tuple[str, str], tuple[float, float, float]]
+) -> dict[str, float]:
+    """The table's rows for one sampler; ``ratios`` receives the paired process-CPU ratios."""
     tracer_provider, meter_provider = pipeline(sampler)
     tracer = tracer_provider.get_tracer("bench")
     meter = meter_provider.get_meter("bench")
@@ -175,13 +200,11 @@ def measure(sampler: Sampler, label: str, calls: int) -> dict[str, float]:
         results[key.format("background aggregation per call")] = min(aggregation)
         results[key.format("call path + aggregation")] = call_path + min(aggregation)
         # Process CPU, every thread counted (the aggregator's and the span processor's too), the
-        # hand-written code and ours in alternate rounds so that both see the same machine.
-        raw_cpu, ours_cpu = float("inf"), float("inf")
-        for _ in range(7):
-            raw_cpu = min(raw_cpu, cpu_ns_per_call(raw_all, calls, settle, repeats=1))
-            ours_cpu = min(ours_cpu, cpu_ns_per_call(versioned_work, calls, settle, repeats=1))
-        results[f"process CPU: raw span+counter+histogram ({variant}) [{label}]"] = raw_cpu
-        results[key.format("process CPU")] = ours_cpu
+        # hand-written code and ours in alternating blocks so that both see the same machine.
+        ours_cpu, raw_cpu = paired_cpu_ns(versioned_work, raw_all, calls, settle)
+        results[f"process CPU: raw span+counter+histogram ({variant}) [{label}]"] = statistics.median(raw_cpu)
+        results[key.format("process CPU")] = statistics.median(ours_cpu)
+        ratios[(label, variant)] = paired_ratio(ours_cpu, raw_cpu)
         otel_migration.shutdown()
     tracer_provider.shutdown()
     meter_provider.shutdown()
@@ -350,8 +373,9 @@ def main() -> None:
 
     bare = best_ns_per_call(work, args.calls)
     results = {"bare call": bare}
-    results |= measure(ALWAYS_ON, "sampled", args.calls)
-    results |= measure(ParentBased(TraceIdRatioBased(0.01)), "1% sampled", args.calls)
+    ratios: dict[tuple[str, str], tuple[float, float, float]] = {}
+    results |= measure(ALWAYS_ON, "sampled", args.calls, ratios)
+    results |= measure(ParentBased(TraceIdRatioBased(0.01)), "1% sampled", args.calls, ratios)
     results |= measure_resources(args.calls)
 
     width = max(map(len, results))
@@ -359,19 +383,17 @@ def main() -> None:
     for name, ns in results.items():
         print(f"{name:<{width}}  {ns:>10.0f}  {ns / bare:>9.1f}")
     print()
+    print("versioned / raw span+counter+histogram (process CPU: median of paired blocks [quartiles])")
     for label in ("sampled", "1% sampled"):
         raw = results[f"raw span+counter+histogram [{label}]"]
         for variant in ("like for like", "defaults"):
             key = f"versioned ({variant}), {{}} [{label}]"
-            cpu = (
-                results[key.format("process CPU")]
-                / results[f"process CPU: raw span+counter+histogram ({variant}) [{label}]"]
-            )
+            median, low, high = ratios[(label, variant)]
             print(
-                f"[{label}, {variant}] versioned / raw span+counter+histogram: "
+                f"[{label}, {variant}] "
                 f"call path {results[key.format('call path')] / raw:.2f}, "
                 f"+ background aggregation {results[key.format('call path + aggregation')] / raw:.2f}, "
-                f"process CPU (every thread) {cpu:.2f}"
+                f"process CPU (every thread) {median:.2f} [{low:.2f}-{high:.2f}]"
             )
 
 
