@@ -155,7 +155,7 @@ class MigrationAnalytics:
             long_buckets = group.end_ns // (LONG_BUCKET_S * _NS)
             errors = categories = None
             if group.outcome == sc.OUTCOME_ERROR:
-                categories = [r.error_category for r in group.records]
+                categories = group.error_categories
                 errors = np.array([c is not None for c in categories], dtype=bool)
             users, sessions = group.users, group.sessions
             with self._lock:

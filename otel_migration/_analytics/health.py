@@ -232,7 +232,7 @@ class HealthMonitor:
         for group in batch.calls:
             minutes_of = group.end_ns // 60_000_000_000
             categories = (
-                [r.error_category or "unknown" for r in group.records]
+                [c or "unknown" for c in group.error_categories]
                 if group.outcome == sc.OUTCOME_ERROR
                 else None
             )

@@ -7,6 +7,7 @@ long the process runs. Recent samples (durations, costs, scores) are kept in bou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,7 @@ class Window:
         buckets: npt.NDArray[np.int64],
         *,
         errors: npt.NDArray[np.bool_] | None = None,
-        categories: list[str | None] | None = None,
+        categories: Sequence[str | None] | None = None,
         users: tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None = None,
         sessions: tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]] | None = None,
     ) -> None:

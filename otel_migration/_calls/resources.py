@@ -183,10 +183,12 @@ class ResourceMetrics:
             cpu = group.cpu
             if cpu.size:
                 self._cpu.record(cpu, self._attrs(key, group.outcome))
-            memory = [m for r in group.records if (m := r.memory_delta_bytes) is not None]
+            if not group.extras:
+                continue
+            memory = [m for r in group.extras if (m := r.memory_delta_bytes) is not None]
             if memory:
                 self._memory[key] = self._memory.get(key, 0) + sum(memory)
-            streamed = [r for r in group.records if r.streamed]
+            streamed = [r for r in group.extras if r.streamed]
             if streamed:
                 attrs = self._attrs(key, group.outcome)
                 first = [t for r in streamed if (t := r.time_to_first_item_s) is not None and t > 0]

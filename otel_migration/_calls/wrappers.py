@@ -29,10 +29,19 @@ from .._core import limits
 from .._core import runtime as _runtime
 from .._core import semconv as sc
 from .._core.categories import error_type
-from .._core.context import Scope, Subject, call_context, current_scope, current_subject
+from .._core.context import (
+    SCOPE_KEY,
+    SPAN_KEY,
+    SUBJECT_KEY,
+    Scope,
+    Subject,
+    call_context,
+    current_scope,
+    current_subject,
+)
 from .._core.inflight import exit_slot
 from .._core.lifecycle import InFlight, log_once, reentry
-from .._core.records import CallRecord
+from .._core.records import SCOPE_IDS, CallRecord
 from .._core.runtime import Telemetry
 from .resources import stepped, traced_memory, usage_plan
 
@@ -46,17 +55,23 @@ _thread_time_ns: Final = time.thread_time_ns
 _time_ns: Final = time.time_ns
 _get_ident: Final = threading.get_ident
 _BUSY: Final = reentry.busy  # the shared re-entry guard's set, read directly on this path
+_get_current: Final = otel_context.get_current
+_attach: Final = otel_context.attach
+_detach: Final = otel_context.detach
+_Context: Final = otel_context.Context
+_INTERNAL: Final = SpanKind.INTERNAL
 
 
 class _Bound:
     """A spec as one telemetry runs it: what every call of it needs, looked up once, not per call."""
 
-    __slots__ = ("attributes", "cpu", "in_flight", "memory", "scope", "telemetry")
+    __slots__ = ("attributes", "cpu", "in_flight", "memory", "scope", "scope_id", "telemetry")
 
     def __init__(self, spec: CallSpec, telemetry: Telemetry) -> None:
         migration = spec.migration or telemetry.settings.migration
         self.telemetry = telemetry
         self.scope = spec.scope(migration, None)
+        self.scope_id = SCOPE_IDS.id(self.scope)
         self.attributes = spec.attributes(migration)
         plan = usage_plan(telemetry)
         self.cpu, self.memory = plan.cpu, plan.memory
@@ -127,7 +142,7 @@ class ActiveCall(InFlight):
     on every call (``benchmarks/call_overhead.py``).
     """
 
-    __slots__ = ("__dict__", "_cpu_from", "_in_flight", "cpu", "cpu_ns", "kind", "scope")
+    __slots__ = ("__dict__", "_cpu_from", "_in_flight", "cpu", "cpu_ns", "kind", "scope", "scope_id")
 
     # Rare per call (generators, coroutines, measure_memory): class defaults, so a plain call does
     # not pay for setting them; the few calls that change one get an instance dict.
@@ -152,15 +167,34 @@ class ActiveCall(InFlight):
         self.scope, self.kind = scope, kind
         self.cpu_ns = self._cpu_from = 0
         if bound is None:  # a phase: its resources are its call's; nothing reads them per phase
-            self.cpu, self._in_flight = False, None
+            self.cpu, self._in_flight, self.scope_id = False, None, -1
         else:
-            self.cpu = bound.cpu
+            self.cpu, self.scope_id = bound.cpu, bound.scope_id
             if bound.memory:
                 self._memory_from = traced_memory()
             in_flight = self._in_flight = bound.in_flight
             if in_flight is not None:
                 in_flight.append(None)
         self.start_ns = _perf_counter_ns()
+
+    @classmethod
+    def adopt(
+        cls,
+        bound: _Bound,
+        scope: Scope,
+        span: Span,
+        token: object,
+        start_ns: int,
+        cpu_from: int,
+    ) -> ActiveCall:
+        """A call the plain-call path started and entered, handed over to finish the general way."""
+        call = cls.__new__(cls)
+        call.telemetry, call.span, call.context = bound.telemetry, span, None
+        call._token, call._finished = token, False
+        call.scope, call.kind, call.scope_id = scope, KIND_CALL, bound.scope_id
+        call.cpu, call.cpu_ns, call._cpu_from = bound.cpu, 0, cpu_from
+        call._in_flight, call.start_ns = bound.in_flight, start_ns
+        return call
 
     def activate(self) -> None:
         """Make the call's context current, and count this thread's CPU from now (unless stepped)."""
@@ -243,6 +277,22 @@ class ActiveCall(InFlight):
         if self.kind == KIND_UNVERSIONED_PHASE:
             return
         try:
+            if self._memory_from < 0 and not self.streamed:  # a plain call: a row (records.CallRow)
+                scope = self.scope
+                self.telemetry.recorder.submit(
+                    (
+                        self.scope_id if self.scope_id >= 0 else SCOPE_IDS.id(scope),
+                        scope.subject,
+                        scope.session,
+                        outcome,
+                        duration_s,
+                        _time_ns(),
+                        err_type,
+                        category,
+                        self.cpu_ns / 1e9 if self.cpu else None,
+                    )
+                )
+                return
             record = CallRecord(
                 self.scope,
                 outcome,
@@ -344,7 +394,7 @@ Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], A
 
 
 def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
-    def wrapper(
+    def general(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         call = start_call(spec, phase)
@@ -357,6 +407,97 @@ def _sync_wrapper(spec: CallSpec | None, phase: str | None) -> Wrapper:
             call.close(exc)
             raise
         call.close(None)
+        return result
+
+    return general if spec is None else _plain_call_wrapper(spec, general)
+
+
+def _plain_call_wrapper(spec: CallSpec, general: Wrapper) -> Wrapper:
+    """A synchronous versioned call with :func:`start_call`, ``activate`` and ``close`` in one frame.
+
+    The same lifecycle, guards and outcome as the general path, minus its calls and the
+    :class:`ActiveCall` object: every function call and attribute lookup here is paid on every call
+    of the host's busiest code (``benchmarks/call_overhead.py``). The general path takes the first
+    call of a spec (which binds it), a call under a new telemetry, calls that measure memory, and
+    a failure to start; a call that raises is handed over to :meth:`ActiveCall.adopt`, because its
+    outcome, error type and span status are the general path's work. ``tests/test_call_path.py``
+    holds the two paths to the same spans and records.
+    """
+    operation = spec.operation
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        ident = _get_ident()
+        busy = _BUSY
+        if ident in busy:  # our own work reached a wrapped function: it runs untraced
+            return wrapped(*args, **kwargs)
+        bound = spec._bound
+        telemetry = _runtime.active()
+        if (
+            telemetry is None
+            or bound is None
+            or bound.telemetry is not telemetry
+            or bound.memory
+            or not telemetry.enabled
+        ):
+            return general(wrapped, instance, args, kwargs)
+        busy.add(ident)
+        try:
+            parent = _get_current()
+            subject = parent.get(SUBJECT_KEY)
+            scope = bound.scope if subject is None else spec.scope(bound.scope.migration, subject)  # type: ignore[arg-type]
+            span = telemetry.tracer.start_span(operation, parent, _INTERNAL, bound.attributes)
+            token = _attach(_Context({**parent, SPAN_KEY: span, SCOPE_KEY: scope}))
+        except Exception:
+            token = None
+        busy.discard(ident)
+        if token is None:  # the general path starts the call, or logs why it cannot
+            return general(wrapped, instance, args, kwargs)
+        in_flight = bound.in_flight
+        if in_flight is not None:
+            in_flight.append(None)
+        cpu_from = _thread_time_ns() if bound.cpu else 0
+        start_ns = _perf_counter_ns()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            ActiveCall.adopt(bound, scope, span, token, start_ns, cpu_from).close(exc)
+            raise
+        cpu_s = (_thread_time_ns() - cpu_from) / 1e9 if bound.cpu else None
+        end_ns = _perf_counter_ns()
+        try:
+            _detach(token)
+        except Exception:
+            log_once("detach", "otel-migration: could not restore the context")
+        if in_flight is not None:
+            exit_slot(in_flight)
+        entered = ident not in busy
+        if entered:
+            busy.add(ident)
+        try:
+            try:
+                span.end()
+            except Exception:
+                log_once("end", "otel-migration: failed to end a span; the call is still counted")
+            telemetry.recorder.submit(
+                (
+                    bound.scope_id,
+                    scope.subject,
+                    scope.session,
+                    sc.OUTCOME_OK,
+                    (end_ns - start_ns) / 1e9,
+                    _time_ns(),
+                    None,
+                    None,
+                    cpu_s,
+                )
+            )
+        except Exception:
+            log_once("submit", "otel-migration: failed to record a call")
+        finally:
+            if entered:
+                busy.discard(ident)
         return result
 
     return wrapper

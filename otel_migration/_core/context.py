@@ -19,6 +19,9 @@ from opentelemetry.trace import Span
 from . import semconv as sc
 
 __all__ = [
+    "SCOPE_KEY",
+    "SPAN_KEY",
+    "SUBJECT_KEY",
     "Scope",
     "Subject",
     "call_context",
@@ -28,8 +31,9 @@ __all__ = [
     "subject_context",
 ]
 
-_SCOPE_KEY = otel_context.create_key("otel_migration.scope")
-_SUBJECT_KEY = otel_context.create_key("otel_migration.subject")
+#: Context keys of the scope and the subject (read directly only by the versioned-call fast path).
+SCOPE_KEY: Final = otel_context.create_key("otel_migration.scope")
+SUBJECT_KEY: Final = otel_context.create_key("otel_migration.subject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +64,23 @@ class Scope:
 
 
 # The key the API keeps the current span under, read once through the public function that sets it.
-_SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
+SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
 
 
 def call_context(parent: otel_context.Context, span: Span, scope: Scope) -> otel_context.Context:
     """``parent`` with ``span`` current and ``scope`` in effect: one new context, not two in a row."""
-    return otel_context.Context({**parent, _SPAN_KEY: span, _SCOPE_KEY: scope})
+    return otel_context.Context({**parent, SPAN_KEY: span, SCOPE_KEY: scope})
 
 
 def current_scope(ctx: otel_context.Context | None = None) -> Scope | None:
     """The scope in effect, or None outside any versioned call."""
-    value = otel_context.get_value(_SCOPE_KEY, ctx)
+    value = otel_context.get_value(SCOPE_KEY, ctx)
     return value if isinstance(value, Scope) else None
 
 
 def scope_context(scope: Scope, ctx: otel_context.Context | None = None) -> otel_context.Context:
     """A context that carries ``scope`` on top of ``ctx`` (the current one by default)."""
-    return otel_context.set_value(_SCOPE_KEY, scope, ctx)
+    return otel_context.set_value(SCOPE_KEY, scope, ctx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +94,9 @@ class Subject:
 
 def current_subject(ctx: otel_context.Context | None = None) -> Subject | None:
     """The subject set by :func:`otel_migration.subject` or a rollout router, if any."""
-    value = otel_context.get_value(_SUBJECT_KEY, ctx)
+    value = otel_context.get_value(SUBJECT_KEY, ctx)
     return value if isinstance(value, Subject) else None
 
 
 def subject_context(subject: Subject, ctx: otel_context.Context | None = None) -> otel_context.Context:
-    return otel_context.set_value(_SUBJECT_KEY, subject, ctx)
+    return otel_context.set_value(SUBJECT_KEY, subject, ctx)
