@@ -277,31 +277,13 @@ class ActiveCall(InFlight):
         if self.kind == KIND_UNVERSIONED_PHASE:
             return
         try:
+            scope, end_ns, cpu_s = self.scope, _time_ns(), self.cpu_ns / 1e9 if self.cpu else None
             if self._memory_from < 0 and not self.streamed:  # a plain call: a row (records.CallRow)
-                scope = self.scope
-                self.telemetry.recorder.submit(
-                    (
-                        self.scope_id if self.scope_id >= 0 else SCOPE_IDS.id(scope),
-                        scope.subject,
-                        scope.session,
-                        outcome,
-                        duration_s,
-                        _time_ns(),
-                        err_type,
-                        category,
-                        self.cpu_ns / 1e9 if self.cpu else None,
-                    )
-                )
+                scope_id = self.scope_id if self.scope_id >= 0 else SCOPE_IDS.id(scope)
+                row = (scope_id, scope.subject, scope.session, outcome, duration_s, end_ns)
+                self.telemetry.recorder.submit((*row, err_type, category, cpu_s))
                 return
-            record = CallRecord(
-                self.scope,
-                outcome,
-                duration_s,
-                _time_ns(),
-                err_type,
-                category,
-                self.cpu_ns / 1e9 if self.cpu else None,
-            )
+            record = CallRecord(scope, outcome, duration_s, end_ns, err_type, category, cpu_s)
             if self._memory_from >= 0:
                 now = traced_memory()
                 if now >= 0:
