@@ -127,6 +127,9 @@ METRICS: dict[str, str] = {
     "confidence_sum": "migration_quality_confidence_sum",
     "confidence_count": "migration_quality_confidence_count",
     "upgrades": "migration_quality_upgrades_total",
+    # the service's processes (process.*, by opentelemetry-instrumentation-system-metrics)
+    "process_cpu": "process_cpu_time_seconds_total",
+    "process_memory": "process_memory_usage_bytes",
     # pipeline health: the SDK's side
     "dropped": "migration_telemetry_dropped_total",
     "queue_depth": "migration_telemetry_queue_depth",
@@ -1175,6 +1178,7 @@ def pipeline_dashboard() -> Any:
         inner = f"increase({selector}[$__rate_interval])" if counter else selector
         return f"sum by ({by}) {of_migration(inner)}"
 
+    process_cpu = sel("process_cpu", migration=False)
     panels = [
         over_time(
             "Dropped calls",
@@ -1264,12 +1268,34 @@ def pipeline_dashboard() -> Any:
             [(col("col_memory_rss", "job", counter=False), "{{job}}")],
             unit="bytes",
         ),
+        over_time(
+            "Service processes: CPU",
+            "CPU the processes of each service use, in cores (process.cpu.time, user and system, "
+            "summed over the processes): the host side of what the instrumented service and its "
+            "telemetry cost, next to what the pipeline loses.",
+            12,
+            8,
+            [(f"sum by (job) {of_migration(f'rate({process_cpu}[$__rate_interval])')}", "{{job}}")],
+            low=0,
+        ),
+        figures(
+            stat,
+            "Service processes: memory",
+            "Resident memory of the largest process of each service (process.memory.usage): a worker "
+            "that grows while the others do not shows here before it hits its limit (leak prediction: "
+            "the operations dashboard).",
+            12,
+            8,
+            [(f"max by (job) {of_migration(sel('process_memory', migration=False))}", "{{job}}")],
+            unit="bytes",
+        ),
     ]
     return board(
         "otel-migration-pipeline",
         "Migration: telemetry pipeline health",
         "What the telemetry pipeline itself loses: calls dropped in process, span exports that failed, "
-        "queues, and the collector's own receive and export counts.",
+        "queues, the collector's own receive and export counts, and the CPU and memory of the "
+        "service's processes.",
         panels,
         collector=True,
     )

@@ -273,6 +273,17 @@ def _facts(telemetry: Any) -> dict[str, Any]:
     }
 
 
+def _process_usage() -> dict[str, float]:
+    """This process's CPU seconds (user + system, the kernel's count psutil reads too) and resident bytes.
+
+    Read before and after an export, they bound what process.cpu.time and process.memory.usage said.
+    """
+    import psutil
+
+    times = os.times()
+    return {"cpu": times.user + times.system, "rss": float(psutil.Process().memory_info().rss)}
+
+
 def simulate_main() -> None:
     """The migrating service: each phase, then its facts on stdout, then wait for the test's go-ahead."""
     import anthropic
@@ -291,7 +302,9 @@ def simulate_main() -> None:
         for number, phase in enumerate(PHASES, start=1):
             _run_phase(phase, client)
             facts = _facts(telemetry)
+            before = _process_usage()
             otel_migration.force_flush()
+            facts["process"] = [before, _process_usage()]
             print(f"PHASE {number} {json.dumps(facts)}", flush=True)
             sys.stdin.readline()
     otel_migration.shutdown()
@@ -307,9 +320,11 @@ def simulate_edge() -> None:
             pass
     otel_migration.force_flush()
     facts = _facts(telemetry)
+    before = _process_usage()
     otel_migration.force_flush()
+    otel_migration.shutdown()  # its export is the last one the collector holds for this process
+    facts["process"] = [before, _process_usage()]
     print(f"DONE {json.dumps(facts)}", flush=True)
-    otel_migration.shutdown()
 
 
 class RefundDeclined(RuntimeError):
@@ -1005,6 +1020,7 @@ def near(value: float, relative: float) -> Within:
 Labels = frozenset[tuple[str, str]]
 Expected = dict[Labels, float | Within]
 WINDOW_S = 180  # $__range and $__rate_interval: from the zero sample's minute to the last phase's
+CPU_TICK_S = 0.01  # the kernel counts a process's CPU time in clock ticks (USER_HZ = 100)
 POSITIVE = math.inf  # stands for "any value above 0": a collector figure the simulation does not fix
 SKETCH_ERROR = 3 * 1.04 / math.sqrt(4096)  # 3 standard errors of a precision-12 HyperLogLog (3 x 1.6 %)
 HISTOGRAM_ERROR = 0.0055  # a percentile from a scale-6 exponential histogram (docs/fleet.md)
@@ -1282,6 +1298,18 @@ def expectations(sim: Simulation) -> dict[tuple[str, str, str], Expected]:
         (pipe, "Collector: export queue", "B"): {labels(exporter="otlp_grpc/jaeger"): 50000},
         (pipe, "Collector: memory", "A"): {labels(job=COLLECTOR_JOB): POSITIVE},
         (pipe, "Call queue (SDK)", "A"): {labels(job=EDGE): 0, labels(job=SERVICE): 0},
+        # What psutil read at the export, bounded by what each process read just before and after it.
+        (pipe, "Service processes: CPU", "A"): {
+            labels(job=job): Within(before["cpu"] / WINDOW_S, (after["cpu"] + CPU_TICK_S) / WINDOW_S)
+            for job, (before, after) in ((EDGE, sim.edge["process"]), (SERVICE, last["process"]))
+        },
+        (pipe, "Service processes: memory", "A"): {
+            labels(job=job): Within(0.9 * min(rss), 1.1 * max(rss))
+            for job, rss in (
+                (EDGE, [usage["rss"] for usage in sim.edge["process"]]),
+                (SERVICE, [usage["rss"] for usage in last["process"]]),
+            )
+        },
         (llm, "Tokens by version and operation", "A"): {
             labels(migration_version=v, migration_operation="summarize", gen_ai_token_type=kind): n
             for v, kinds in operation_tokens.items()
