@@ -4,6 +4,7 @@ produce the same spans, records and metrics; the plain path hands every rare cas
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def _scenario(h: Harness) -> list[Any]:
     with recorder._drain_lock:  # keep what is queued to read it
         for x in (0, 1, 2, 3):
             try:
-                with otel_migration.subject("user-7", session="session-1") if x == 3 else _nothing():
+                with otel_migration.subject("user-7", session="session-1") if x == 3 else nullcontext():
                     outer(x)
             except (ValueError, Cancelled):
                 pass
@@ -82,14 +83,6 @@ def _scenario(h: Harness) -> list[Any]:
     seen.append(h.value("migration.errors", migration_name="paths", error_type="ValueError"))
     seen.append(h.value(semconv.METRIC_CALLS_IN_FLIGHT, migration_name="paths"))
     return seen
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from .._core.context import (
 )
 from .._core.inflight import exit_slot
 from .._core.lifecycle import InFlight, log_once, reentry
-from .._core.records import SCOPE_IDS, CallRecord
+from .._core.records import SCOPE_IDS, CallRecord, make_row
 from .._core.runtime import Telemetry
 from .resources import stepped, traced_memory, usage_plan
 
@@ -280,8 +280,8 @@ class ActiveCall(InFlight):
             scope, end_ns, cpu_s = self.scope, _time_ns(), self.cpu_ns / 1e9 if self.cpu else None
             if self._memory_from < 0 and not self.streamed:  # a plain call: a row (records.CallRow)
                 scope_id = self.scope_id if self.scope_id >= 0 else SCOPE_IDS.id(scope)
-                row = (scope_id, scope.subject, scope.session, outcome, duration_s, end_ns)
-                self.telemetry.recorder.submit((*row, err_type, category, cpu_s))
+                row = make_row(scope_id, scope, outcome, duration_s, end_ns, err_type, category, cpu_s)
+                self.telemetry.recorder.submit(row)
                 return
             record = CallRecord(scope, outcome, duration_s, end_ns, err_type, category, cpu_s)
             if self._memory_from >= 0:
@@ -402,8 +402,9 @@ def _plain_call_wrapper(spec: CallSpec, general: Wrapper) -> Wrapper:
     of the host's busiest code (``benchmarks/call_overhead.py``). The general path takes the first
     call of a spec (which binds it), a call under a new telemetry, calls that measure memory, and
     a failure to start; a call that raises is handed over to :meth:`ActiveCall.adopt`, because its
-    outcome, error type and span status are the general path's work. ``tests/test_call_path.py``
-    holds the two paths to the same spans and records.
+    outcome, error type and span status are the general path's work. The row is written out here
+    rather than built by ``records.make_row`` for the same reason. ``tests/test_call_path.py`` holds
+    the two paths to the same spans and records.
     """
     operation = spec.operation
 

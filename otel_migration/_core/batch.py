@@ -206,18 +206,17 @@ class CallBatch:
     def _group(self, rows: Sequence[CallRow], extras: dict[int, CallRecord]) -> None:
         columns = _Columns(rows)
         scope_ids, outcomes = columns.columns[_SCOPE], columns.columns[_OUTCOME]
-        first = (scope_ids[0], outcomes[0])
+        # (scope id, outcome) -> the rows of that group, in order; None: every row (one group).
+        index: dict[tuple[int, str], list[int] | None] = {}
         if len(set(scope_ids)) == 1 and len(set(outcomes)) == 1:
-            index: dict[tuple[int, str], list[int] | None] = {first: None}
+            index[(scope_ids[0], outcomes[0])] = None
         else:
-            groups: dict[tuple[int, str], list[int]] = {}
             for i, key in enumerate(zip(scope_ids, outcomes, strict=True)):
-                found = groups.get(key)
+                found = index.get(key)
                 if found is None:
-                    groups[key] = [i]
+                    index[key] = [i]
                 else:
                     found.append(i)
-            index = dict(groups)
         scopes = SCOPE_IDS.scopes
         calls: list[CallGroup] = []
         phases: list[PhaseGroup] = []

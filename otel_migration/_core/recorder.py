@@ -2,16 +2,16 @@
 
 Why not call ``Counter.add`` and ``Histogram.record`` on every call, as hand-written instrumentation
 does? With opentelemetry-sdk 1.45 those two calls cost about half as much again as the span itself
-(attribute cleaning and hashing on every measurement). Here the call path only appends a
-finished call to a queue: a plain call as a row of strings and numbers (``records.CallRow``), which
-the garbage collector stops tracking, so thousands of them waiting cost the host's collections
-nothing. A background thread (and every metric collection, so nothing is stale when the reader
-exports) drains the queue in chunks: each chunk is grouped once
-(:class:`CallBatch`), exact cumulative request and error counts are kept per group and reported
-through observable counters, durations go to batch histograms (``histograms.py``: one numpy
-bucketing per group instead of an SDK ``record`` per call), and the batch goes to the registered
-listeners (the analytics processors), which aggregate it with numpy too. Counts therefore come from
-every call, whether or not its span was sampled.
+(attribute cleaning and hashing on every measurement). Here the call path only appends a finished
+call to a queue: a plain call as a row of strings and numbers (``records.CallRow``), which the
+garbage collector stops tracking, so thousands of them waiting cost the host's collections nothing.
+A background thread (and every metric collection, so nothing is stale when the reader exports)
+drains the queue in chunks: each chunk is grouped once (:class:`CallBatch`), exact cumulative
+request and error counts are kept per group and reported through observable counters, durations go
+to batch histograms (``histograms.py``: one numpy bucketing per group instead of an SDK ``record``
+per call), and the batch goes to the registered listeners (the analytics processors), which
+aggregate it with numpy too. Counts therefore come from every call, whether or not its span was
+sampled.
 
 Limits: the queue is bounded by ``max_queue_size``; past it a record is dropped, counted in
 ``migration.telemetry.dropped`` and logged once, never silently lost. Past half of it, callers

@@ -30,6 +30,7 @@ __all__ = [
     "Queued",
     "Record",
     "ScopeIds",
+    "make_row",
     "row_of",
     "record_of",
 ]
@@ -149,13 +150,36 @@ class ScopeIds:
 SCOPE_IDS = ScopeIds()
 
 
+def make_row(
+    scope_id: int,
+    scope: Scope,
+    outcome: str,
+    duration_s: float,
+    end_time_ns: int,
+    error_type: str | None,
+    error_category: str | None,
+    cpu_time_s: float | None,
+) -> CallRow:
+    """The row of a call under ``scope`` (numbered ``scope_id``): its subject and session as strings."""
+    return (
+        scope_id,
+        scope.subject,
+        scope.session,
+        outcome,
+        duration_s,
+        end_time_ns,
+        error_type,
+        error_category,
+        cpu_time_s,
+    )
+
+
 def row_of(record: CallRecord) -> CallRow:
     """The row of a record's call (its stream and memory fields left out)."""
     scope = record.scope
-    return (
+    return make_row(
         SCOPE_IDS.id(scope),
-        scope.subject,
-        scope.session,
+        scope,
         record.outcome,
         record.duration_s,
         record.end_time_ns,
