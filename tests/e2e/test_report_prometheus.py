@@ -20,6 +20,7 @@ import shutil
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,10 +139,24 @@ def test_prometheus_report_equals_ground_truth(servers: tuple[Stack, str], tmp_p
         answers = {f.version: f.value for f in figures.select("quality", "nps_answers")}
         return requests == CALLS and answers == {v: len(a) for v, a in FEEDBACK.items()}
 
-    def fleet_scraped() -> bool:  # the fleet's figures of the last export have been scraped too
-        query = urllib.parse.urlencode({"query": 'sum(migration_fleet_requests{migration_window="1h"})'})
-        found = json.loads(http_get(f"{prometheus}/api/v1/query?{query}")[1])["data"]["result"]
-        return bool(found) and float(found[0]["value"][1]) == sum(CALLS.values())
+    def query(expr: str) -> list[dict[str, Any]]:
+        found = http_get(f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")[1]
+        result: list[dict[str, Any]] = json.loads(found)["data"]["result"]
+        return result
+
+    def fleet_scraped() -> bool:
+        """The fleet's figures of the last export have been scraped too: every call, and the NPS
+        answers the workload records last (after the calls and the quality scores), so the fleet's
+        verdicts are those of the final state. Waiting for the calls alone once read the report
+        before the fleet had merged the quality scores: no quality verdict yet."""
+        requests = query('sum(migration_fleet_requests{migration_window="1h"})')
+        answers = query('sum by (migration_version) (migration_fleet_quality_nps{migration_window="1h"})')
+        return (
+            bool(requests)
+            and float(requests[0]["value"][1]) == sum(CALLS.values())
+            and {a["metric"]["migration_version"]: float(a["value"][1]) for a in answers}
+            == {v: len(a) for v, a in FEEDBACK.items()}
+        )
 
     wait_until(scraped, 60, "the workload's last export in Prometheus")
     wait_until(fleet_scraped, 60, "the fleet's figures of the last export in Prometheus")
